@@ -1,0 +1,186 @@
+//! Composition root: open the store, build the services, spawn the supervised workers, serve
+//! HTTP, and shut down in order (HTTP first, then workers, then a final flush).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, loopback_for};
+use crate::conversation::{Engine, Worker};
+use crate::http::{self, AppState};
+use crate::inbox::Inbox;
+use crate::outbox::{Deliverer, Outbox};
+use crate::shutdown::{Shutdown, supervise};
+use crate::store::Store;
+use crate::wecom::MsgCrypt;
+use crate::wecom::client::{Client, ClientConfig};
+
+/// Everything the services share, built once.
+pub struct Services {
+    pub cfg: Arc<Config>,
+    pub store: Store,
+    pub inbox: Inbox,
+    pub outbox: Outbox,
+    pub client: Arc<Client>,
+    pub engine: Arc<Engine>,
+}
+
+impl Services {
+    /// Open the store and build the services. `api_base` is the resolved WeCom API base.
+    pub fn build(cfg: Arc<Config>, api_base: String) -> crate::Result<Services> {
+        let store = Store::open(&cfg.storage.data_dir, cfg.storage.cache_capacity_bytes)?;
+        let inbox = Inbox::open(&store)?;
+        let outbox = Outbox::open(&store)?;
+        let client = Arc::new(Client::new(ClientConfig {
+            api_base,
+            corp_id: cfg.wecom.corp_id.clone(),
+            agent_id: cfg.wecom.agent_id,
+            secret: cfg.wecom.secret.clone(),
+            robot_webhook_key: cfg.wecom.robot_webhook_key.clone(),
+            timeout: cfg.outbox.http_timeout,
+        })?);
+        let engine = Arc::new(Engine::new(store.clone(), inbox.clone(), outbox.clone()));
+        Ok(Services {
+            cfg,
+            store,
+            inbox,
+            outbox,
+            client,
+            engine,
+        })
+    }
+}
+
+/// Run the gateway (and, when `sim.enabled`, the simulator) on `listener` until `shutdown`.
+pub async fn run(cfg: Config, listener: TcpListener, shutdown: Shutdown) -> crate::Result<()> {
+    let bound = listener.local_addr()?;
+    let cfg = Arc::new(cfg);
+    let api_base = cfg.api_base(bound);
+    let services = Services::build(cfg.clone(), api_base.clone())?;
+
+    let state = AppState {
+        cfg: cfg.clone(),
+        inbox: services.inbox.clone(),
+        app_crypt: Arc::new(MsgCrypt::new(
+            cfg.wecom.app.token.expose(),
+            cfg.wecom.app.encoding_aes_key.expose(),
+            &cfg.wecom.corp_id,
+        )?),
+        bot_crypt: Arc::new(MsgCrypt::new(
+            cfg.wecom.bot.token.expose(),
+            cfg.wecom.bot.encoding_aes_key.expose(),
+            "",
+        )?),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let ready = state.ready.clone();
+    let mut router: Router = http::router(state);
+    if cfg.sim.enabled {
+        let local = format!("http://{}", loopback_for(bound));
+        let sim = crate::sim::Sim::new(crate::sim::SimSettings::from_config(
+            &cfg,
+            local.clone(),
+            format!("{local}/sim"),
+        )?)?;
+        router = router.nest("/sim", crate::sim::router(sim));
+    }
+
+    let workers = spawn_workers(&services, &shutdown);
+    ready.store(true, Ordering::Release);
+    announce(&cfg, bound, &api_base);
+
+    let mut sd = shutdown.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { sd.wait().await })
+        .await?;
+    tracing::info!("HTTP stopped; stopping workers");
+    for w in workers {
+        let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
+    }
+    let store = services.store.clone();
+    tokio::task::spawn_blocking(move || store.flush_blocking())
+        .await
+        .map_err(std::io::Error::other)??;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut handles = Vec::new();
+    {
+        let (inbox, engine, sd) = (s.inbox.clone(), s.engine.clone(), shutdown.clone());
+        handles.push(supervise("conversation", shutdown.clone(), move || {
+            Worker::new(inbox.clone(), engine.clone()).run(sd.clone())
+        }));
+    }
+    {
+        let (outbox, client, cfg, sd) = (
+            s.outbox.clone(),
+            s.client.clone(),
+            s.cfg.outbox.clone(),
+            shutdown.clone(),
+        );
+        handles.push(supervise("outbox", shutdown.clone(), move || {
+            Deliverer::new(outbox.clone(), client.clone(), cfg.clone()).run(sd.clone())
+        }));
+    }
+    {
+        let (inbox, ttl, sd) = (s.inbox.clone(), s.cfg.storage.dedupe_ttl, shutdown.clone());
+        handles.push(supervise("dedupe-sweeper", shutdown.clone(), move || {
+            let (inbox, mut sd) = (inbox.clone(), sd.clone());
+            async move {
+                loop {
+                    let removed = inbox.sweep_dedupe(ttl)?;
+                    if removed > 0 {
+                        tracing::info!(removed, "expired dedupe keys swept");
+                    }
+                    tokio::select! {
+                        () = sd.wait() => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    }
+                }
+            }
+        }));
+    }
+    handles
+}
+
+fn announce(cfg: &Config, bound: SocketAddr, api_base: &str) {
+    let base = format!("http://{}", loopback_for(bound));
+    tracing::info!(listen = %bound, "gateway listening");
+    tracing::info!(
+        "WeCom callbacks: {base}/wecom/app/callback (app), {base}/wecom/bot/callback (AI bot)"
+    );
+    if cfg.sim.enabled {
+        tracing::info!("WeCom simulator chat page: {base}/sim/");
+    }
+    tracing::info!(api_base, "WeCom server API");
+}
+
+/// Run the standalone simulator (`wecom-helpdesk sim`) until `shutdown`.
+pub async fn run_sim(
+    cfg: Config,
+    listener: TcpListener,
+    mut shutdown: Shutdown,
+) -> crate::Result<()> {
+    let bound = listener.local_addr()?;
+    let public = format!("http://{}/sim", loopback_for(bound));
+    let sim = crate::sim::Sim::new(crate::sim::SimSettings::from_config(
+        &cfg,
+        cfg.sim.gateway_url.clone(),
+        public.clone(),
+    )?)?;
+    let router = Router::new().nest("/sim", crate::sim::router(sim));
+    tracing::info!(
+        "WeCom simulator: chat page {public}/ ; server API base {public} ; callbacks go to {}",
+        cfg.sim.gateway_url
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await?;
+    Ok(())
+}

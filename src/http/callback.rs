@@ -1,0 +1,289 @@
+//! WeCom callback endpoints: `GET`/`POST /wecom/app/callback` and `/wecom/bot/callback`.
+//!
+//! The [`Verified`] extractor does all the checking before a handler runs: query parameters
+//! (percent-decoded exactly once, `+` kept as `+`), timestamp window, signature (constant
+//! time), decryption with the surface's receive_id. Handlers then only parse and hand the
+//! message to the inbox. No network call and no search happens here; the answer is an empty
+//! 200 once the message is durably stored (or recognised as a retry).
+
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::CallbackError;
+use crate::inbox::Accepted;
+use crate::wecom::{self, Channel, Content, Event, MsgCrypt, ParseError};
+
+/// The signature parameters of a callback URL.
+#[derive(Debug, Clone)]
+pub struct SignedQuery {
+    pub msg_signature: String,
+    pub timestamp: String,
+    pub nonce: String,
+    pub echostr: Option<String>,
+}
+
+/// Percent-decode once, keeping `+` as a literal plus (echostr is base64).
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl SignedQuery {
+    pub fn parse(query: Option<&str>) -> Result<SignedQuery, CallbackError> {
+        let mut sig = None;
+        let mut ts = None;
+        let mut nonce = None;
+        let mut echo = None;
+        for pair in query.unwrap_or_default().split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = percent_decode(v).ok_or(CallbackError::BadQuery)?;
+            match k {
+                "msg_signature" => sig = Some(v),
+                "timestamp" => ts = Some(v),
+                "nonce" => nonce = Some(v),
+                "echostr" => echo = Some(v),
+                _ => {}
+            }
+        }
+        Ok(SignedQuery {
+            msg_signature: sig
+                .filter(|s| !s.is_empty())
+                .ok_or(CallbackError::BadQuery)?,
+            timestamp: ts
+                .filter(|s| !s.is_empty())
+                .ok_or(CallbackError::BadQuery)?,
+            nonce: nonce
+                .filter(|s| !s.is_empty())
+                .ok_or(CallbackError::BadQuery)?,
+            echostr: echo,
+        })
+    }
+
+    fn check_window(&self, window: std::time::Duration) -> Result<(), CallbackError> {
+        let ts: i64 = self
+            .timestamp
+            .parse()
+            .map_err(|_| CallbackError::BadQuery)?;
+        let skew = (crate::util::unix_now() - ts).unsigned_abs();
+        if skew > window.as_secs() {
+            return Err(CallbackError::Stale);
+        }
+        Ok(())
+    }
+}
+
+fn crypt_for(state: &AppState, channel: Channel) -> &MsgCrypt {
+    match channel {
+        Channel::App => &state.app_crypt,
+        Channel::Bot => &state.bot_crypt,
+    }
+}
+
+/// Which callback surface a route serves (a type-level marker for the extractor).
+pub trait Surface: Send + Sync + 'static {
+    const CHANNEL: Channel;
+}
+
+pub struct AppSurface;
+impl Surface for AppSurface {
+    const CHANNEL: Channel = Channel::App;
+}
+
+pub struct BotSurface;
+impl Surface for BotSurface {
+    const CHANNEL: Channel = Channel::Bot;
+}
+
+/// A verified, decrypted callback body: signature, timestamp window, receive_id all checked.
+pub struct Verified<S> {
+    pub plaintext: String,
+    pub query: SignedQuery,
+    _surface: std::marker::PhantomData<S>,
+}
+
+impl<S: Surface> FromRequest<AppState> for Verified<S> {
+    type Rejection = CallbackError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let query = SignedQuery::parse(req.uri().query())?;
+        query.check_window(state.cfg.server.timestamp_window)?;
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    CallbackError::TooLarge
+                } else {
+                    CallbackError::Malformed(e.body_text())
+                }
+            })?;
+        let body = std::str::from_utf8(&body)
+            .map_err(|_| CallbackError::Malformed("body is not UTF-8".into()))?;
+        let encrypted = match S::CHANNEL {
+            Channel::App => {
+                let env = wecom::app::parse_envelope(body).map_err(CallbackError::from)?;
+                if !env.to_user_name.is_empty() && env.to_user_name != state.cfg.wecom.corp_id {
+                    return Err(CallbackError::WrongRecipient);
+                }
+                env.encrypt
+            }
+            Channel::Bot => wecom::bot::parse_envelope(body).map_err(CallbackError::from)?,
+        };
+        let plaintext = crypt_for(state, S::CHANNEL).verify_and_decrypt(
+            &query.msg_signature,
+            &query.timestamp,
+            &query.nonce,
+            &encrypted,
+        )?;
+        Ok(Verified {
+            plaintext,
+            query,
+            _surface: std::marker::PhantomData,
+        })
+    }
+}
+
+/// URL verification (GET): the decrypted echostr, verbatim.
+pub struct Echo<S> {
+    pub plaintext: String,
+    _surface: std::marker::PhantomData<S>,
+}
+
+impl<S: Surface> FromRequestParts<AppState> for Echo<S> {
+    type Rejection = CallbackError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let query = SignedQuery::parse(parts.uri.query())?;
+        query.check_window(state.cfg.server.timestamp_window)?;
+        let echostr = query.echostr.as_deref().ok_or(CallbackError::BadQuery)?;
+        let plaintext = crypt_for(state, S::CHANNEL).verify_and_decrypt(
+            &query.msg_signature,
+            &query.timestamp,
+            &query.nonce,
+            echostr,
+        )?;
+        Ok(Echo {
+            plaintext,
+            _surface: std::marker::PhantomData,
+        })
+    }
+}
+
+pub async fn verify_url<S: Surface>(echo: Echo<S>) -> Response {
+    tracing::info!(channel = S::CHANNEL.as_str(), "callback URL verified");
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        echo.plaintext,
+    )
+        .into_response()
+}
+
+/// Store the message and acknowledge it.
+async fn accept(
+    state: &AppState,
+    parsed: Result<wecom::Inbound, ParseError>,
+) -> Result<Response, CallbackError> {
+    let inbound = match parsed {
+        Ok(m) => m,
+        Err(ParseError::Unsupported(kind)) => {
+            tracing::info!(%kind, "unsupported callback type acknowledged and ignored");
+            return Ok(StatusCode::OK.into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (channel, msg_id, kind) = (
+        inbound.channel,
+        inbound.msg_id.clone(),
+        inbound.content.kind(),
+    );
+    let welcome = channel == Channel::Bot
+        && matches!(
+            inbound.content,
+            Content::Event {
+                event: Event::EnterChat
+            }
+        );
+    match state.inbox.accept(inbound).await {
+        Ok(Accepted::New(seq)) => {
+            tracing::debug!(channel = channel.as_str(), %msg_id, kind, seq, "callback stored");
+        }
+        Ok(Accepted::Duplicate) => {
+            tracing::info!(channel = channel.as_str(), %msg_id, "retried callback acknowledged again");
+        }
+        Err(e) => {
+            tracing::error!(channel = channel.as_str(), %msg_id, error = %e, "inbox write failed");
+            return Err(CallbackError::Unavailable);
+        }
+    }
+    if welcome {
+        return Ok(passive_text(
+            &state.bot_crypt,
+            crate::conversation::HELP_TEXT,
+        ));
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+/// An encrypted AI-bot passive reply carrying one text message (the enter_chat welcome).
+fn passive_text(crypt: &MsgCrypt, text: &str) -> Response {
+    let plain = serde_json::json!({ "msgtype": "text", "text": { "content": text } }).to_string();
+    let encrypt = crypt.encrypt(&plain);
+    let timestamp = crate::util::unix_now().to_string();
+    let nonce = crate::util::random_digits(10);
+    let reply = wecom::bot::EncryptedReply {
+        msgsignature: crypt.sign(&timestamp, &nonce, &encrypt),
+        encrypt,
+        timestamp,
+        nonce,
+    };
+    axum::Json(reply).into_response()
+}
+
+pub async fn app_message(
+    State(state): State<AppState>,
+    v: Verified<AppSurface>,
+) -> Result<Response, CallbackError> {
+    accept(&state, wecom::app::parse(&v.plaintext)).await
+}
+
+pub async fn bot_message(
+    State(state): State<AppState>,
+    v: Verified<BotSurface>,
+) -> Result<Response, CallbackError> {
+    accept(&state, wecom::bot::parse(&v.plaintext)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding_keeps_plus_and_decodes_once() {
+        let q = SignedQuery::parse(Some(
+            "msg_signature=abc&timestamp=1&nonce=2&echostr=a%2Bb%2F%3D+c%252B",
+        ))
+        .expect("parses");
+        assert_eq!(q.echostr.as_deref(), Some("a+b/=+c%2B"));
+        assert!(SignedQuery::parse(Some("timestamp=1&nonce=2")).is_err());
+        assert!(SignedQuery::parse(Some("msg_signature=a&timestamp=1&nonce=%ZZ")).is_err());
+        assert!(SignedQuery::parse(None).is_err());
+    }
+}

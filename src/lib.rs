@@ -1,0 +1,38 @@
+//! wecom-helpdesk: an incident desk that lives inside WeCom (企业微信).
+//!
+//! Agents report their customers' problems to a bot in WeCom; the bot answers from the FAQ
+//! or runs a guided intake that files a complete ticket; handlers work the tickets in a web
+//! console and their replies reach the agent in WeCom.
+//!
+//! # Layout
+//!
+//! Dependencies point down this list; heavy crates stay in one module each.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | `config.toml` + `HELPDESK__…` overrides → validated [`config::Config`] |
+//! | [`error`], [`shutdown`], [`telemetry`], [`util`] | crate error; shutdown signal and worker supervisor; logging; small helpers |
+//! | [`store`] | the only sled user: typed trees, transactions, group-commit durability, media files |
+//! | [`wecom`] | protocol types, XML/JSON parsing, `crypto` (WXBizMsgCrypt), `client` (the only reqwest user) |
+//! | [`inbox`] | durable, deduplicated queue of verified inbound messages |
+//! | [`outbox`] | durable queue of outbound messages and its delivery worker |
+//! | [`conversation`] | the worker that drains the inbox and routes each message |
+//! | [`http`] | router, verified-callback extractors, error mapping, health |
+//! | [`sim`] | the WeCom simulator: fake server API and browser chat page |
+//! | [`app`] | composition root: open store, build services, spawn supervised workers, serve |
+
+pub mod app;
+pub mod config;
+pub mod conversation;
+pub mod error;
+pub mod http;
+pub mod inbox;
+pub mod outbox;
+pub mod shutdown;
+pub mod sim;
+pub mod store;
+pub mod telemetry;
+pub mod util;
+pub mod wecom;
+
+pub use error::{Error, Result};

@@ -1,0 +1,588 @@
+//! The only user of sled: typed trees, transactions, durability, schema version, media files.
+//!
+//! - [`Tree<K, V>`] wraps a `sled::Tree` with a [`Key`] codec and a [`Record`] codec, so call
+//!   sites never build byte keys by hand and a corrupt record surfaces as an error.
+//! - [`Store::transaction`] runs a closure atomically over a chosen set of trees. The closure
+//!   is pure (no `.await`, no I/O): sled may run it again on conflict.
+//! - [`Store::durable`] returns once everything written before the call is fsynced. Calls
+//!   that arrive together share one flush (group commit), so acknowledging a callback costs a
+//!   fraction of an fsync, not one each. sled's own background flush (500 ms) covers the
+//!   rest; see STACK.md §2 for why we never rely on it for anything we acknowledge.
+//! - The schema version lives in the `meta` tree; a database written by a newer binary is
+//!   refused at open.
+//! - [`media`] stores screenshots content-addressed (sha256) under the data directory.
+//!
+//! Domain modules declare their own trees with [`Store::tree`] (name and key layout once,
+//! in their module docs); sled types never leave this module.
+
+pub mod codec;
+mod commit;
+pub mod media;
+
+use std::marker::PhantomData;
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+
+use sled::Transactional;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+
+pub use codec::{CodecError, Key, KeyPart, Record, prefix_of};
+
+/// Version of the on-disk layout this binary writes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record in tree `{tree}`: {source}")]
+    Codec {
+        tree: &'static str,
+        source: CodecError,
+    },
+    #[error(
+        "the database at {path} has schema version {found}; this binary knows up to {known}. \
+         Use a newer wecom-helpdesk or restore a backup"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u64,
+        known: u64,
+    },
+    #[error(
+        "cannot open the database at {path}: {message}. Restore the data directory from a backup"
+    )]
+    Open { path: PathBuf, message: String },
+    #[error("the durability flusher stopped: {0}")]
+    Flush(String),
+    #[error("media file error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("tree `{0}` used in a transaction it was not part of")]
+    NotInTransaction(&'static str),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The database. Cheap to clone (all fields are shared handles).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    commit: commit::GroupCommit,
+    media: media::MediaStore,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.dir).finish()
+    }
+}
+
+impl Store {
+    /// Open (or create) the database under `dir`, check the schema and run migrations.
+    pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Store> {
+        std::fs::create_dir_all(dir)?;
+        let db_path = dir.join("db");
+        let db = sled::Config::new()
+            .path(&db_path)
+            .cache_capacity(cache_capacity_bytes)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|e| Error::Open {
+                path: db_path.clone(),
+                message: e.to_string(),
+            })?;
+        let store = Store {
+            commit: commit::GroupCommit::start(db.clone()),
+            media: media::MediaStore::new(dir.join("media")),
+            db,
+            dir: dir.to_owned(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The data directory this store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn media(&self) -> &media::MediaStore {
+        &self.media
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let meta: Tree<String, u64> = self.tree("meta")?;
+        let key = "schema_version".to_owned();
+        let found = meta.get(&key)?;
+        match found {
+            Some(v) if v > SCHEMA_VERSION => Err(Error::NewerSchema {
+                path: self.dir.clone(),
+                found: v,
+                known: SCHEMA_VERSION,
+            }),
+            Some(v) => {
+                // Ordered steps `migrate_to_vN`, each one transaction with its version bump.
+                for target in v + 1..=SCHEMA_VERSION {
+                    self.migrate_to(target, &meta)?;
+                }
+                Ok(())
+            }
+            None => {
+                meta.insert(&key, &SCHEMA_VERSION)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn migrate_to(&self, target: u64, meta: &Tree<String, u64>) -> Result<()> {
+        // Version 1 is the first layout; later versions add their step here.
+        tracing::info!(target, "schema migration");
+        meta.insert(&"schema_version".to_owned(), &target)
+    }
+
+    /// Open the typed tree `name`. Declare each tree once, in the module that owns it.
+    pub fn tree<K: Key, V: Record>(&self, name: &'static str) -> Result<Tree<K, V>> {
+        Ok(Tree {
+            inner: self.db.open_tree(name)?,
+            name,
+            _types: PhantomData,
+        })
+    }
+
+    /// A fresh, monotonically increasing id (survives restarts; may skip numbers).
+    pub fn generate_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// Wait until every write made before this call is on disk (fsynced). Concurrent callers
+    /// share one flush.
+    pub async fn durable(&self) -> Result<()> {
+        self.commit.flush().await
+    }
+
+    /// Number of group flushes so far (metrics, benchmarks).
+    pub fn flush_count(&self) -> u64 {
+        self.commit.flush_count()
+    }
+
+    /// Flush synchronously (shutdown, CLI tools).
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Run `f` atomically over `trees`. `f` may run more than once; keep it pure.
+    pub fn transaction<R, E>(
+        &self,
+        trees: &[&dyn AnyTree],
+        f: impl Fn(&Tx<'_>) -> Result<R, Abort<E>>,
+    ) -> Result<R, TxError<E>> {
+        let raw: Vec<&sled::Tree> = trees.iter().map(|t| t.raw()).collect();
+        let names: Vec<&'static str> = trees.iter().map(|t| t.name()).collect();
+        let result = raw
+            .as_slice()
+            .transaction(|views: &Vec<TransactionalTree>| {
+                let tx = Tx {
+                    views,
+                    names: &names,
+                };
+                match f(&tx) {
+                    Ok(r) => Ok(r),
+                    Err(Abort::User(e)) => Err(ConflictableTransactionError::Abort(Inner::User(e))),
+                    Err(Abort::Fail(TxFail::Sled(u))) => Err(u.into()),
+                    Err(Abort::Fail(TxFail::Store(e))) => {
+                        Err(ConflictableTransactionError::Abort(Inner::Store(e)))
+                    }
+                }
+            });
+        match result {
+            Ok(r) => Ok(r),
+            Err(TransactionError::Abort(Inner::User(e))) => Err(TxError::Abort(e)),
+            Err(TransactionError::Abort(Inner::Store(e))) => Err(TxError::Store(e)),
+            Err(TransactionError::Storage(e)) => Err(TxError::Store(Error::Sled(e))),
+        }
+    }
+
+    /// Size of the database on disk, in bytes.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+enum Inner<E> {
+    User(E),
+    Store(Error),
+}
+
+/// Why a transaction closure stopped: the caller's own reason, or a storage failure.
+pub enum Abort<E> {
+    User(E),
+    Fail(TxFail),
+}
+
+/// A storage failure inside a transaction (propagate it with `?`).
+pub enum TxFail {
+    Sled(UnabortableTransactionError),
+    Store(Error),
+}
+
+impl<E> From<TxFail> for Abort<E> {
+    fn from(f: TxFail) -> Self {
+        Abort::Fail(f)
+    }
+}
+
+/// Abort a transaction with the caller's error.
+pub fn abort<E>(e: E) -> Abort<E> {
+    Abort::User(e)
+}
+
+/// The outcome of a failed transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum TxError<E> {
+    #[error("transaction aborted")]
+    Abort(E),
+    #[error(transparent)]
+    Store(Error),
+}
+
+impl<E> TxError<E> {
+    /// Map a storage failure into the caller's error type.
+    pub fn into_inner(self) -> E
+    where
+        E: From<Error>,
+    {
+        match self {
+            TxError::Abort(e) => e,
+            TxError::Store(e) => E::from(e),
+        }
+    }
+}
+
+impl TxError<std::convert::Infallible> {
+    /// For transactions that never abort on their own: the storage error.
+    pub fn into_store(self) -> Error {
+        match self {
+            TxError::Store(e) => e,
+            TxError::Abort(never) => match never {},
+        }
+    }
+}
+
+/// Object-safe view of a typed tree, for naming the trees of a transaction.
+pub trait AnyTree {
+    fn raw(&self) -> &sled::Tree;
+    fn name(&self) -> &'static str;
+}
+
+/// A typed sled tree: keys `K`, values `V`.
+pub struct Tree<K, V> {
+    inner: sled::Tree,
+    name: &'static str,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for Tree<K, V> {
+    fn clone(&self) -> Self {
+        Tree {
+            inner: self.inner.clone(),
+            name: self.name,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for Tree<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tree({})", self.name)
+    }
+}
+
+impl<K, V> AnyTree for Tree<K, V> {
+    fn raw(&self) -> &sled::Tree {
+        &self.inner
+    }
+    fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<K: Key, V: Record> Tree<K, V> {
+    fn value(&self, bytes: &[u8]) -> Result<V> {
+        V::from_bytes(bytes).map_err(|source| Error::Codec {
+            tree: self.name,
+            source,
+        })
+    }
+
+    fn key(&self, bytes: &[u8]) -> Result<K> {
+        K::decode(bytes).map_err(|source| Error::Codec {
+            tree: self.name,
+            source,
+        })
+    }
+
+    pub fn get(&self, key: &K) -> Result<Option<V>> {
+        self.inner
+            .get(key.encode())?
+            .map(|b| self.value(&b))
+            .transpose()
+    }
+
+    pub fn contains(&self, key: &K) -> Result<bool> {
+        Ok(self.inner.contains_key(key.encode())?)
+    }
+
+    pub fn insert(&self, key: &K, value: &V) -> Result<()> {
+        self.inner.insert(key.encode(), value.to_bytes())?;
+        Ok(())
+    }
+
+    pub fn remove(&self, key: &K) -> Result<Option<V>> {
+        self.inner
+            .remove(key.encode())?
+            .map(|b| self.value(&b))
+            .transpose()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    fn decode_pair(&self, item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<(K, V)> {
+        let (k, v) = item?;
+        Ok((self.key(&k)?, self.value(&v)?))
+    }
+
+    /// Every entry in key order. A corrupt entry is an `Err` item, never skipped.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Result<(K, V)>> + '_ {
+        self.inner.iter().map(move |i| self.decode_pair(i))
+    }
+
+    /// Entries whose key lies in `range`.
+    pub fn range<R: RangeBounds<K>>(
+        &self,
+        range: R,
+    ) -> impl DoubleEndedIterator<Item = Result<(K, V)>> + '_ {
+        use std::ops::Bound;
+        let enc = |b: Bound<&K>| match b {
+            Bound::Included(k) => Bound::Included(k.encode()),
+            Bound::Excluded(k) => Bound::Excluded(k.encode()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let r = (enc(range.start_bound()), enc(range.end_bound()));
+        self.inner.range(r).map(move |i| self.decode_pair(i))
+    }
+
+    /// Entries whose key starts with the part `prefix` (followed by the 0xFF separator).
+    pub fn scan_part<P: KeyPart>(
+        &self,
+        prefix: &P,
+    ) -> impl DoubleEndedIterator<Item = Result<(K, V)>> + '_ {
+        self.inner
+            .scan_prefix(prefix_of(prefix))
+            .map(move |i| self.decode_pair(i))
+    }
+
+    pub fn first(&self) -> Result<Option<(K, V)>> {
+        self.inner
+            .first()?
+            .map(|p| self.decode_pair(Ok(p)))
+            .transpose()
+    }
+
+    pub fn last(&self) -> Result<Option<(K, V)>> {
+        self.inner
+            .last()?
+            .map(|p| self.decode_pair(Ok(p)))
+            .transpose()
+    }
+
+    /// Atomically insert `value` unless `key` exists; returns whether it was inserted.
+    pub fn insert_new(&self, key: &K, value: &V) -> Result<bool> {
+        let r = self
+            .inner
+            .compare_and_swap(key.encode(), None::<&[u8]>, Some(value.to_bytes()))?;
+        Ok(r.is_ok())
+    }
+
+    /// Remove every entry (used by tests and rebuilds).
+    pub fn clear(&self) -> Result<()> {
+        self.inner.clear()?;
+        Ok(())
+    }
+}
+
+/// The trees of one running transaction.
+pub struct Tx<'a> {
+    views: &'a [TransactionalTree],
+    names: &'a [&'static str],
+}
+
+impl Tx<'_> {
+    fn view<K, V>(&self, tree: &Tree<K, V>) -> Result<&TransactionalTree, TxFail> {
+        self.names
+            .iter()
+            .position(|n| *n == tree.name)
+            .map(|i| &self.views[i])
+            .ok_or(TxFail::Store(Error::NotInTransaction(tree.name)))
+    }
+
+    pub fn get<K: Key, V: Record>(&self, tree: &Tree<K, V>, key: &K) -> Result<Option<V>, TxFail> {
+        let raw = self.view(tree)?.get(key.encode()).map_err(TxFail::Sled)?;
+        raw.map(|b| {
+            V::from_bytes(&b).map_err(|source| {
+                TxFail::Store(Error::Codec {
+                    tree: tree.name,
+                    source,
+                })
+            })
+        })
+        .transpose()
+    }
+
+    pub fn insert<K: Key, V: Record>(
+        &self,
+        tree: &Tree<K, V>,
+        key: &K,
+        value: &V,
+    ) -> Result<(), TxFail> {
+        self.view(tree)?
+            .insert(key.encode(), value.to_bytes())
+            .map_err(TxFail::Sled)?;
+        Ok(())
+    }
+
+    pub fn remove<K: Key, V: Record>(&self, tree: &Tree<K, V>, key: &K) -> Result<(), TxFail> {
+        self.view(tree)?
+            .remove(key.encode())
+            .map_err(TxFail::Sled)?;
+        Ok(())
+    }
+
+    /// A fresh id from the database's generator (not rolled back with the transaction; a
+    /// retried closure just takes another one).
+    pub fn generate_id(&self) -> Result<u64, TxFail> {
+        let first = self
+            .views
+            .first()
+            .ok_or(TxFail::Store(Error::NotInTransaction("(none)")))?;
+        first
+            .generate_id()
+            .map_err(|e| TxFail::Store(Error::Sled(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 8 << 20).expect("open");
+        (dir, store)
+    }
+
+    #[test]
+    fn typed_tree_round_trip_and_order() {
+        let (_d, s) = temp();
+        let t: Tree<(String, u64), String> = s.tree("t").expect("tree");
+        for (u, i) in [("b", 2), ("a", 10), ("a", 2), ("ab", 1)] {
+            t.insert(&(u.to_owned(), i), &format!("{u}{i}"))
+                .expect("insert");
+        }
+        let a: Vec<_> = t
+            .scan_part(&"a".to_owned())
+            .map(|r| r.expect("ok").1)
+            .collect();
+        assert_eq!(a, ["a2", "a10"]);
+        assert_eq!(t.len(), 4);
+        assert!(t.insert_new(&("z".into(), 1), &"z".into()).expect("new"));
+        assert!(!t.insert_new(&("z".into(), 1), &"y".into()).expect("exists"));
+        assert_eq!(t.get(&("z".into(), 1)).expect("get").as_deref(), Some("z"));
+    }
+
+    #[test]
+    fn corrupt_records_surface_as_errors() {
+        let (_d, s) = temp();
+        let t: Tree<u64, u64> = s.tree("nums").expect("tree");
+        t.insert(&1, &5).expect("insert");
+        s.db.open_tree("nums")
+            .expect("raw")
+            .insert(2u64.to_be_bytes(), b"\x01not json".to_vec())
+            .expect("raw insert");
+        let items: Vec<_> = t.iter().collect();
+        assert!(items[0].is_ok());
+        assert!(matches!(items[1], Err(Error::Codec { tree: "nums", .. })));
+    }
+
+    #[test]
+    fn transactions_are_atomic_and_abort_cleanly() {
+        let (_d, s) = temp();
+        let a: Tree<u64, String> = s.tree("a").expect("a");
+        let b: Tree<u64, String> = s.tree("b").expect("b");
+        let r: Result<(), TxError<&str>> = s.transaction(&[&a, &b], |tx| {
+            tx.insert(&a, &1, &"one".to_owned())?;
+            tx.insert(&b, &1, &"uno".to_owned())?;
+            Ok(())
+        });
+        assert!(r.is_ok());
+        let r: Result<(), TxError<&str>> = s.transaction(&[&a, &b], |tx| {
+            tx.insert(&a, &2, &"two".to_owned())?;
+            Err(abort("no"))
+        });
+        assert!(matches!(r, Err(TxError::Abort("no"))));
+        assert_eq!(a.get(&2).expect("get"), None);
+        assert_eq!(b.get(&1).expect("get").as_deref(), Some("uno"));
+        let c: Tree<u64, String> = s.tree("c").expect("c");
+        let r: Result<(), TxError<()>> = s.transaction(&[&a], |tx| {
+            tx.insert(&c, &1, &"x".to_owned())?;
+            Ok(())
+        });
+        assert!(matches!(
+            r,
+            Err(TxError::Store(Error::NotInTransaction("c")))
+        ));
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = Store::open(dir.path(), 8 << 20).expect("open");
+            let meta: Tree<String, u64> = s.tree("meta").expect("meta");
+            meta.insert(&"schema_version".to_owned(), &99)
+                .expect("bump");
+            s.flush_blocking().expect("flush");
+        }
+        let err = Store::open(dir.path(), 8 << 20).expect_err("newer");
+        assert!(matches!(err, Error::NewerSchema { found: 99, .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn concurrent_durable_calls_share_flushes() {
+        let (_d, s) = temp();
+        let t: Tree<u64, u64> = s.tree("t").expect("t");
+        let mut tasks = Vec::new();
+        for i in 0..64u64 {
+            let s = s.clone();
+            let t = t.clone();
+            tasks.push(tokio::spawn(async move {
+                t.insert(&i, &i).expect("insert");
+                s.durable().await.expect("durable");
+            }));
+        }
+        for task in tasks {
+            task.await.expect("join");
+        }
+        let flushes = s.commit.flush_count();
+        assert!((1..64).contains(&flushes), "flushes: {flushes}");
+    }
+}

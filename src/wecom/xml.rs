@@ -1,0 +1,298 @@
+//! A small, strict reader for WeCom's XML: a single `<xml>` root holding (mostly flat) fields.
+//!
+//! WeCom XML is data, not documents, so this reader is deliberately narrow:
+//! - a `<!DOCTYPE …>` (and with it any entity declaration) is refused outright, and only the
+//!   five predefined entities and numeric character references are resolved — nothing is
+//!   ever expanded from a DTD;
+//! - nesting deeper than [`MAX_DEPTH`] and more than [`MAX_FIELDS`] fields are refused;
+//! - every leaf becomes a `(path, text)` pair, the path joined with `/` below the root
+//!   (`SelectedItems/SelectedItem/QuestionKey`), in document order, repeated paths kept.
+//!
+//! It also writes the flat XML we need for the simulator and passive replies ([`XmlWriter`]).
+
+use std::fmt::Write as _;
+
+use quick_xml::events::Event;
+use quick_xml::reader::Reader;
+
+const MAX_DEPTH: usize = 8;
+const MAX_FIELDS: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    #[error("XML is malformed: {0}")]
+    Malformed(String),
+    #[error("XML declares a DTD; refused")]
+    Dtd,
+    #[error("XML uses the unknown entity &{0};")]
+    UnknownEntity(String),
+    #[error("XML root element must be <xml>")]
+    BadRoot,
+    #[error("XML nests deeper than {MAX_DEPTH} levels or has more than {MAX_FIELDS} fields")]
+    TooComplex,
+    #[error("XML field <{0}> is missing")]
+    Missing(&'static str),
+    #[error("XML field <{0}> has an invalid value")]
+    BadValue(&'static str),
+}
+
+/// The leaves of one `<xml>` document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XmlFields {
+    fields: Vec<(String, String)>,
+}
+
+impl XmlFields {
+    pub fn parse(input: &str) -> Result<XmlFields, XmlError> {
+        let mut reader = Reader::from_str(input);
+        reader.config_mut().trim_text(false);
+        let mut path: Vec<String> = Vec::new();
+        let mut text = String::new();
+        let mut fields = Vec::new();
+        let mut saw_root = false;
+        let mut root_closed = false;
+        loop {
+            let event = reader
+                .read_event()
+                .map_err(|e| XmlError::Malformed(e.to_string()))?;
+            match event {
+                Event::DocType(_) => return Err(XmlError::Dtd),
+                Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
+                Event::Start(start) => {
+                    if root_closed {
+                        return Err(XmlError::Malformed("content after the root".into()));
+                    }
+                    let name = start.name().as_ref().to_owned();
+                    if path.is_empty() {
+                        if name != "xml" {
+                            return Err(XmlError::BadRoot);
+                        }
+                        saw_root = true;
+                    }
+                    path.push(name);
+                    if path.len() > MAX_DEPTH {
+                        return Err(XmlError::TooComplex);
+                    }
+                    text.clear();
+                }
+                Event::Empty(start) => {
+                    let name = start.name().as_ref().to_owned();
+                    if path.is_empty() {
+                        return Err(XmlError::BadRoot);
+                    }
+                    push_field(&mut fields, &path[1..], &name, String::new())?;
+                }
+                Event::Text(t) => {
+                    let content = t.xml10_content();
+                    if path.is_empty() && !content.trim().is_empty() {
+                        return Err(XmlError::Malformed("text outside the root".into()));
+                    }
+                    text.push_str(&content);
+                }
+                Event::CData(c) => text.push_str(&c.xml10_content()),
+                Event::GeneralRef(r) => {
+                    if let Some(ch) = r
+                        .resolve_char_ref()
+                        .map_err(|e| XmlError::Malformed(e.to_string()))?
+                    {
+                        text.push(ch);
+                    } else {
+                        let name = r.xml10_content();
+                        match quick_xml::escape::resolve_predefined_entity(&name) {
+                            Some(s) => text.push_str(s),
+                            None => return Err(XmlError::UnknownEntity(name.into_owned())),
+                        }
+                    }
+                }
+                Event::End(end) => {
+                    let name = end.name().as_ref().to_owned();
+                    if path.last() != Some(&name) {
+                        return Err(XmlError::Malformed(format!("unexpected </{name}>")));
+                    }
+                    path.pop();
+                    if path.is_empty() {
+                        root_closed = true;
+                    } else if !text.trim().is_empty() || !has_children(&fields, &path, &name) {
+                        push_field(&mut fields, &path[1..], &name, std::mem::take(&mut text))?;
+                    }
+                    text.clear();
+                }
+                Event::Eof => break,
+            }
+        }
+        if !saw_root || !root_closed {
+            return Err(XmlError::Malformed("no complete <xml> root".into()));
+        }
+        Ok(XmlFields { fields })
+    }
+
+    /// The first value at `path` (e.g. `"Content"` or `"Image/MediaId"`).
+    pub fn get(&self, path: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value at `path`, in document order.
+    pub fn all<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(p, _)| p == path)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn require(&self, path: &'static str) -> Result<&str, XmlError> {
+        self.get(path).ok_or(XmlError::Missing(path))
+    }
+
+    /// A value that may be absent or empty.
+    pub fn text(&self, path: &str) -> String {
+        self.get(path).unwrap_or_default().to_owned()
+    }
+
+    pub fn fields(&self) -> &[(String, String)] {
+        &self.fields
+    }
+}
+
+fn has_children(fields: &[(String, String)], parent: &[String], name: &str) -> bool {
+    let mut prefix = parent[1..].join("/");
+    if !prefix.is_empty() {
+        prefix.push('/');
+    }
+    prefix.push_str(name);
+    prefix.push('/');
+    fields.iter().any(|(p, _)| p.starts_with(&prefix))
+}
+
+fn push_field(
+    fields: &mut Vec<(String, String)>,
+    parents: &[String],
+    name: &str,
+    value: String,
+) -> Result<(), XmlError> {
+    if fields.len() >= MAX_FIELDS {
+        return Err(XmlError::TooComplex);
+    }
+    let mut p = parents.join("/");
+    if !p.is_empty() {
+        p.push('/');
+    }
+    p.push_str(name);
+    fields.push((p, value));
+    Ok(())
+}
+
+/// Writes `<xml>` documents with CDATA text, splitting any `]]>` inside values.
+#[derive(Debug, Default)]
+pub struct XmlWriter {
+    out: String,
+}
+
+impl XmlWriter {
+    pub fn new() -> Self {
+        XmlWriter {
+            out: String::from("<xml>"),
+        }
+    }
+
+    /// A text field, always wrapped in CDATA.
+    pub fn text(mut self, name: &str, value: &str) -> Self {
+        let _ = write!(self.out, "<{name}><![CDATA[");
+        self.out.push_str(&value.replace("]]>", "]]]]><![CDATA[>"));
+        let _ = write!(self.out, "]]></{name}>");
+        self
+    }
+
+    /// A numeric field, written bare.
+    pub fn number(mut self, name: &str, value: impl std::fmt::Display) -> Self {
+        let _ = write!(self.out, "<{name}>{value}</{name}>");
+        self
+    }
+
+    /// Open a nested element; close with [`XmlWriter::close`].
+    pub fn open(mut self, name: &str) -> Self {
+        let _ = write!(self.out, "<{name}>");
+        self
+    }
+
+    pub fn close(mut self, name: &str) -> Self {
+        let _ = write!(self.out, "</{name}>");
+        self
+    }
+
+    pub fn finish(mut self) -> String {
+        self.out.push_str("</xml>");
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_flat_and_nested_fields() {
+        let x = "<xml><ToUserName><![CDATA[ww1]]></ToUserName><CreateTime>1409659813</CreateTime>\
+                 <SelectedItems><SelectedItem><QuestionKey><![CDATA[q1]]></QuestionKey>\
+                 <OptionIds><OptionId><![CDATA[a]]></OptionId><OptionId><![CDATA[b]]></OptionId></OptionIds>\
+                 </SelectedItem></SelectedItems><Empty/></xml>";
+        let f = XmlFields::parse(x).expect("parses");
+        assert_eq!(f.get("ToUserName"), Some("ww1"));
+        assert_eq!(f.get("CreateTime"), Some("1409659813"));
+        assert_eq!(f.get("SelectedItems/SelectedItem/QuestionKey"), Some("q1"));
+        let opts: Vec<_> = f
+            .all("SelectedItems/SelectedItem/OptionIds/OptionId")
+            .collect();
+        assert_eq!(opts, ["a", "b"]);
+        assert_eq!(f.get("Empty"), Some(""));
+        assert_eq!(f.get("SelectedItems"), None);
+    }
+
+    #[test]
+    fn predefined_entities_and_char_refs_resolve() {
+        let f = XmlFields::parse("<xml><C>a &lt;b&gt; &amp; &#x4e2d;&#25991;</C></xml>")
+            .expect("parses");
+        assert_eq!(f.get("C"), Some("a <b> & 中文"));
+    }
+
+    #[test]
+    fn dtds_and_custom_entities_are_refused() {
+        let bomb =
+            r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><xml><C>&lol;</C></xml>"#;
+        assert_eq!(XmlFields::parse(bomb), Err(XmlError::Dtd));
+        assert_eq!(
+            XmlFields::parse("<xml><C>&lol;</C></xml>"),
+            Err(XmlError::UnknownEntity("lol".into()))
+        );
+    }
+
+    #[test]
+    fn malformed_inputs_are_errors_not_panics() {
+        for bad in [
+            "",
+            "<xml>",
+            "<xml><a></b></xml>",
+            "<root><a>1</a></root>",
+            "not xml",
+            "<xml></xml><xml></xml>",
+            "<xml><a>1</a></xml>trailing<b/>",
+        ] {
+            assert!(XmlFields::parse(bad).is_err(), "{bad:?}");
+        }
+        let deep = format!("<xml>{}x{}</xml>", "<a>".repeat(20), "</a>".repeat(20));
+        assert_eq!(XmlFields::parse(&deep), Err(XmlError::TooComplex));
+    }
+
+    #[test]
+    fn writer_round_trips_through_reader() {
+        let x = XmlWriter::new()
+            .text("Content", "a ]]> b <c>")
+            .number("CreateTime", 42)
+            .finish();
+        let f = XmlFields::parse(&x).expect("parses");
+        assert_eq!(f.get("Content"), Some("a ]]> b <c>"));
+        assert_eq!(f.get("CreateTime"), Some("42"));
+    }
+}
