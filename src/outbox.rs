@@ -21,8 +21,12 @@
 //!   reaches WeCom whose cause could still be lost in a crash.
 //! - **Retry with capped exponential backoff** on retryable errors (`-1`, 45009, network,
 //!   5xx); dead-letter after `outbox.max_attempts` or on a permanent error. Jobs found in
-//!   flight at start were interrupted and go back to pending. A resend after a crash is
-//!   harmless: `message/send` uses WeCom's duplicate check.
+//!   flight at start were interrupted and go back to pending.
+//! - **Resends are not shown twice.** A re-attempt (after a timeout, a crash, an error) may
+//!   repeat a message WeCom already delivered, so it goes with WeCom's duplicate check over
+//!   the time since the job's first attempt. Lanes are FIFO, so nothing identical was
+//!   legitimately sent to that member in that window; first attempts go without the check,
+//!   so a text repeated on purpose ("请重新输入…") always arrives.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
@@ -59,6 +63,9 @@ pub struct Job {
     /// Unix ms before which the job is not retried.
     pub not_before: i64,
     pub created_at: i64,
+    /// Unix ms of the first delivery attempt (set, and flushed, before it is made).
+    #[serde(default)]
+    pub first_attempt_at: Option<i64>,
     #[serde(default)]
     pub last_error: Option<String>,
     /// What caused the message (e.g. `ticket/IT20261121-0001`), for the console.
@@ -151,6 +158,7 @@ impl Outbox {
                     attempts: 0,
                     not_before: 0,
                     created_at: now,
+                    first_attempt_at: None,
                     last_error: None,
                     origin: origin.to_owned(),
                 },
@@ -421,6 +429,7 @@ impl Deliverer {
         for job in &mut batch {
             job.state = JobState::InFlight;
             job.attempts += 1;
+            job.first_attempt_at.get_or_insert(now_ms);
             self.outbox.jobs.insert(&(job.dest.lane(), job.id), job)?;
         }
         // Durable before visible: the causes of these messages (and their in-flight marks)
@@ -428,10 +437,9 @@ impl Deliverer {
         self.outbox.store.durable().await?;
 
         let client = &self.client;
-        let results = futures_util::future::join_all(
-            batch.iter().map(|job| deliver(client, &job.dest, &job.msg)),
-        )
-        .await;
+        let results =
+            futures_util::future::join_all(batch.iter().map(|job| deliver(client, job, now_ms)))
+                .await;
         let sent_at = Instant::now();
         for (mut job, result) in batch.into_iter().zip(results) {
             let lane = job.dest.lane();
@@ -470,15 +478,17 @@ impl Deliverer {
     }
 }
 
-/// Send one message; returns the card response_code when WeCom gives one.
-async fn deliver(
-    client: &Client,
-    dest: &Destination,
-    msg: &Message,
-) -> Result<String, ClientError> {
-    match dest {
+/// Send one job; returns the card response_code when WeCom gives one.
+async fn deliver(client: &Client, job: &Job, now_ms: i64) -> Result<String, ClientError> {
+    // Re-attempts may repeat a delivered message: let WeCom drop the copy (see module docs).
+    let dedupe = (job.attempts > 1).then(|| {
+        let since_first = now_ms - job.first_attempt_at.unwrap_or(now_ms);
+        Duration::from_millis(since_first.max(0) as u64) + Duration::from_secs(10)
+    });
+    let msg = &job.msg;
+    match &job.dest {
         Destination::Member { userid } => client
-            .send_message(userid, msg)
+            .send_message(userid, msg, dedupe)
             .await
             .map(|s| s.response_code),
         Destination::Robot => client.robot_send(msg).await.map(|()| String::new()),
@@ -491,7 +501,7 @@ async fn deliver(
             Err(e @ (ClientError::Api { .. } | ClientError::Status(400..=499))) => {
                 tracing::info!(error = %e, "response_url refused; falling back to message/send");
                 client
-                    .send_message(fallback_userid, msg)
+                    .send_message(fallback_userid, msg, dedupe)
                     .await
                     .map(|s| s.response_code)
             }

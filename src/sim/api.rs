@@ -138,7 +138,7 @@ async fn gettoken(State(sim): Shared, Query(q): Query<HashMap<String, String>>) 
         sim.record_call("gettoken", 40001, redacted, false);
         return err(40001, "invalid credential");
     }
-    if let Some(code) = sim.lock().take_fault("gettoken") {
+    if let Some(code) = sim.take_fault("gettoken") {
         sim.record_call("gettoken", code, redacted, false);
         return err(code, "injected fault");
     }
@@ -167,7 +167,7 @@ async fn message_send(
     if let Err((code, msg)) = check_token(&sim, &q) {
         return fail(code, msg);
     }
-    if let Some(code) = sim.lock().take_fault(EP) {
+    if let Some(code) = sim.take_fault(EP) {
         return fail(code, "injected fault");
     }
     let s = &sim.settings;
@@ -250,27 +250,37 @@ async fn message_send(
         }
         _ => return fail(40008, "invalid message type"),
     };
-    // WeCom's duplicate check: the same request JSON within the interval is delivered once.
-    if req.get("enable_duplicate_check").and_then(Value::as_i64) == Some(1) {
-        let interval = req
-            .get("duplicate_check_interval")
-            .and_then(Value::as_u64)
-            .unwrap_or(1800);
-        let key = body.clone();
+    // WeCom's duplicate check: a request that asks for it is not delivered again when an
+    // identical message (same recipients, type and content) went out within the interval.
+    let signature = {
+        let mut sig = req.clone();
+        if let Some(o) = sig.as_object_mut() {
+            o.remove("enable_duplicate_check");
+            o.remove("duplicate_check_interval");
+        }
+        sig.to_string()
+    };
+    {
         let mut st = sim.lock();
         let now = Instant::now();
-        if st
-            .duplicates
-            .get(&key)
-            .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(interval))
-        {
-            drop(st);
-            sim.record_call(EP, 0, req.clone(), true);
-            return ok(
-                json!({ "invaliduser": "", "msgid": format!("dup{}", crate::util::random_hex(6)) }),
-            );
+        if req.get("enable_duplicate_check").and_then(Value::as_i64) == Some(1) {
+            let interval = req
+                .get("duplicate_check_interval")
+                .and_then(Value::as_u64)
+                .unwrap_or(1800);
+            if st
+                .duplicates
+                .get(&signature)
+                .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(interval))
+            {
+                drop(st);
+                sim.record_call(EP, 0, req.clone(), true);
+                return ok(
+                    json!({ "invaliduser": "", "msgid": format!("dup{}", crate::util::random_hex(6)) }),
+                );
+            }
         }
-        st.duplicates.insert(key, now);
+        st.duplicates.insert(signature, now);
     }
     let response_code = if card.as_ref().is_some_and(|c| {
         c.get("card_type")
@@ -398,7 +408,7 @@ async fn media_get(State(sim): Shared, Query(q): Query<HashMap<String, String>>)
         sim.record_call(EP, code, meta, false);
         return err(code, msg).into_response();
     }
-    if let Some(code) = sim.lock().take_fault(EP) {
+    if let Some(code) = sim.take_fault(EP) {
         sim.record_call(EP, code, meta, false);
         return err(code, "injected fault").into_response();
     }
@@ -467,7 +477,7 @@ async fn webhook_send(
         sim.record_call(EP, 93000, req, false);
         return err(93000, "invalid webhook url");
     }
-    if let Some(code) = sim.lock().take_fault(EP) {
+    if let Some(code) = sim.take_fault(EP) {
         sim.record_call(EP, code, req, false);
         return err(code, "injected fault");
     }
@@ -569,7 +579,7 @@ async fn aibot_response(
         }
         Some(Ok(c)) => c,
     };
-    if let Some(code) = sim.lock().take_fault(EP) {
+    if let Some(code) = sim.take_fault(EP) {
         sim.record_call(EP, code, req, false);
         return err(code, "injected fault");
     }

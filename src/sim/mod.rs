@@ -277,6 +277,12 @@ impl Sim {
         }))
     }
 
+    /// The next injected errcode for `endpoint`, if any (the lock is released on return, so
+    /// callers may record the call).
+    fn take_fault(&self, endpoint: &str) -> Option<i64> {
+        self.lock().take_fault(endpoint)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

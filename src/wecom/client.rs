@@ -255,16 +255,29 @@ impl Client {
         }
     }
 
-    /// `message/send` to one member. Duplicate check is on, so a retried delivery of the same
-    /// body within 30 minutes is not shown twice.
-    pub async fn send_message(&self, touser: &str, msg: &Message) -> Result<Sent, ClientError> {
+    /// `message/send` to one member.
+    ///
+    /// `dedupe`: for a re-attempt of a message that may already have been delivered, WeCom's
+    /// duplicate check with this interval (the time since the first attempt): an identical
+    /// message delivered within it is not shown again. First attempts go without it, so a
+    /// legitimately repeated text ("请重新输入…") is never swallowed.
+    pub async fn send_message(
+        &self,
+        touser: &str,
+        msg: &Message,
+        dedupe: Option<Duration>,
+    ) -> Result<Sent, ClientError> {
         let mut body = json!({
             "touser": touser,
             "agentid": self.cfg.agent_id,
-            "enable_duplicate_check": 1,
-            "duplicate_check_interval": 1800,
         });
         let obj = body.as_object_mut().expect("object literal");
+        if let Some(interval) = dedupe {
+            // WeCom accepts at most four hours.
+            let secs = interval.as_secs().clamp(1, 4 * 3600);
+            obj.insert("enable_duplicate_check".into(), 1.into());
+            obj.insert("duplicate_check_interval".into(), secs.into());
+        }
         match msg {
             Message::Text { content, .. } => {
                 obj.insert("msgtype".into(), "text".into());

@@ -1,0 +1,261 @@
+//! Shared helpers: start the gateway on port 0 with a temporary data directory, talk to the
+//! simulator's test hooks, wait for replies.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use wecom_helpdesk::config::Config;
+use wecom_helpdesk::shutdown::{self, Trigger};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped config.toml with test overrides (as `HELPDESK__…` pairs).
+pub fn config_with(data_dir: &Path, overrides: &[(&str, &str)]) -> Config {
+    let path = repo_root().join("config.toml");
+    let text = std::fs::read_to_string(&path).expect("config.toml is readable");
+    let mut env = vec![
+        (
+            "HELPDESK__STORAGE__DATA_DIR".to_owned(),
+            data_dir.display().to_string(),
+        ),
+        (
+            "HELPDESK__SERVER__LISTEN".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ),
+        (
+            "HELPDESK__OUTBOX__BACKOFF_BASE_MS".to_owned(),
+            "50".to_owned(),
+        ),
+        (
+            "HELPDESK__OUTBOX__BACKOFF_MAX_SECS".to_owned(),
+            "1".to_owned(),
+        ),
+    ];
+    env.extend(
+        overrides
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Config::from_sources(&path, &text, &env).expect("test config is valid")
+}
+
+/// A running gateway with the built-in simulator.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub cfg: Config,
+    trigger: Trigger,
+    handle: Option<tokio::task::JoinHandle<wecom_helpdesk::Result<()>>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(overrides: &[(&str, &str)]) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, overrides).await
+    }
+
+    /// Start on an existing data directory (restart tests).
+    pub async fn start_in(dir: tempfile::TempDir, overrides: &[(&str, &str)]) -> TestApp {
+        let cfg = config_with(dir.path(), overrides);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (trigger, sd) = shutdown::channel();
+        let handle = tokio::spawn(wecom_helpdesk::app::run(cfg.clone(), listener, sd));
+        let app = TestApp {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            cfg,
+            trigger,
+            handle: Some(handle),
+            dir,
+        };
+        app.wait_healthy().await;
+        app
+    }
+
+    pub async fn wait_healthy(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.http.get(format!("{}/healthz", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("gateway did not become healthy");
+    }
+
+    /// Stop the gateway and give back its data directory.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.trigger.trigger();
+        if let Some(h) = self.handle.take() {
+            h.await.expect("join").expect("app ran cleanly");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub fn sim(&self) -> SimClient {
+        SimClient {
+            base: format!("{}/sim", self.base),
+            http: self.http.clone(),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.trigger.trigger();
+    }
+}
+
+/// The simulator's test hooks.
+#[derive(Clone)]
+pub struct SimClient {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl SimClient {
+    pub async fn send(&self, chat: &str, from: &str, text: &str) -> Value {
+        self.send_full(chat, from, Some(text), &[]).await
+    }
+
+    pub async fn send_full(
+        &self,
+        chat: &str,
+        from: &str,
+        text: Option<&str>,
+        images: &[&[u8]],
+    ) -> Value {
+        use base64::Engine;
+        let images: Vec<String> = images
+            .iter()
+            .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+            .collect();
+        let r = self
+            .http
+            .post(format!("{}/api/send", self.base))
+            .json(&json!({ "chat": chat, "from": from, "text": text, "images": images }))
+            .send()
+            .await
+            .expect("sim send");
+        let status = r.status();
+        let v: Value = r.json().await.expect("json");
+        assert!(status.is_success(), "sim send failed: {v}");
+        assert_eq!(v["ok"], true, "callback not acknowledged: {v}");
+        v
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("sim post")
+    }
+
+    pub async fn messages(&self, chat: &str, after: u64) -> Vec<Value> {
+        self.http
+            .get(format!("{}/api/messages", self.base))
+            .query(&[("chat", chat), ("after", &after.to_string())])
+            .send()
+            .await
+            .expect("messages")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// Messages from the other side (not `from_member`) in `chat`, after `after`.
+    pub async fn replies(&self, chat: &str, member: &str, after: u64) -> Vec<Value> {
+        self.messages(chat, after)
+            .await
+            .into_iter()
+            .filter(|m| m["from"] != member)
+            .collect()
+    }
+
+    /// Wait until `pred` holds for the replies in `chat` after `after`; return them.
+    pub async fn wait_replies(
+        &self,
+        chat: &str,
+        member: &str,
+        after: u64,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        for _ in 0..400 {
+            let r = self.replies(chat, member, after).await;
+            if pred(&r) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let r = self.replies(chat, member, after).await;
+        panic!("timed out waiting for replies in {chat}; have: {r:#?}");
+    }
+
+    /// Wait for at least one reply whose text contains `needle`.
+    pub async fn wait_text(
+        &self,
+        chat: &str,
+        member: &str,
+        after: u64,
+        needle: &str,
+    ) -> Vec<Value> {
+        self.wait_replies(chat, member, after, |r| {
+            r.iter()
+                .any(|m| m["text"].as_str().is_some_and(|t| t.contains(needle)))
+        })
+        .await
+    }
+
+    pub async fn calls(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/api/calls", self.base))
+            .send()
+            .await
+            .expect("calls")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// The highest message seq so far (to read only what comes after).
+    pub async fn last_seq(&self) -> u64 {
+        let all: Vec<Value> = self
+            .http
+            .get(format!("{}/api/messages", self.base))
+            .send()
+            .await
+            .expect("messages")
+            .json()
+            .await
+            .expect("json");
+        all.iter()
+            .filter_map(|m| m["seq"].as_u64())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// A tiny valid PNG (1×1).
+pub const PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4,
+    0x89, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0xF8, 0xCF, 0xC0, 0xF0,
+    0x1F, 0x00, 0x05, 0x00, 0x01, 0xFF, 0x89, 0x99, 0x3D, 0x1D, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+];
