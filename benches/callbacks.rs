@@ -101,7 +101,10 @@ fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (trigger, sd) = wecom_helpdesk::shutdown::channel();
-        let gateway = tokio::spawn(wecom_helpdesk::app::run(cfg.clone(), listener, sd));
+        let services = Arc::new(
+            wecom_helpdesk::app::Services::build(Arc::new(cfg.clone()), cfg.api_base(addr)).expect("services"),
+        );
+        let gateway = tokio::spawn(wecom_helpdesk::app::serve(services.clone(), listener, sd));
         let http = reqwest::Client::builder().pool_max_idle_per_host(128).build().expect("client");
         for _ in 0..200 {
             if http.get(format!("http://{addr}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
@@ -159,7 +162,10 @@ fn main() {
             let noop_reqs = build(n, &format!("http://{noop_addr}"));
             let base = drive(&http, noop_reqs, clients).await;
             let reqs = build(n, &format!("http://{addr}"));
+            let before = services.inbox.writer_stats();
             let gw = drive(&http, reqs, clients).await;
+            let after = services.inbox.writer_stats();
+            let batches = (after.batches - before.batches).max(1);
             println!(
                 "{clients:>8} | {:>12.0} {:>9.2} {:>9.2} | {:>12.0} {:>9.2} {:>9.2} | {:>6.0}%",
                 gw.acks_per_sec,
@@ -169,6 +175,13 @@ fn main() {
                 base.p50.as_secs_f64() * 1e3,
                 base.p99.as_secs_f64() * 1e3,
                 100.0 * gw.acks_per_sec / base.acks_per_sec
+            );
+            println!(
+                "         group commit: {} batches, {:.1} callbacks per fsync, commit {:.2} ms + flush {:.2} ms per batch",
+                batches,
+                (after.messages - before.messages) as f64 / batches as f64,
+                (after.commit_nanos - before.commit_nanos) as f64 / batches as f64 / 1e6,
+                (after.flush_nanos - before.flush_nanos) as f64 / batches as f64 / 1e6
             );
         }
         println!("RSS after {total} callbacks: {:.0} MiB", rss_mib());

@@ -59,8 +59,20 @@ impl Services {
 pub async fn run(cfg: Config, listener: TcpListener, shutdown: Shutdown) -> crate::Result<()> {
     let bound = listener.local_addr()?;
     let cfg = Arc::new(cfg);
+    let services = Arc::new(Services::build(cfg.clone(), cfg.api_base(bound))?);
+    serve(services, listener, shutdown).await
+}
+
+/// Serve already-built services on `listener` until `shutdown` (benchmarks keep a handle on
+/// the services to read their counters).
+pub async fn serve(
+    services: Arc<Services>,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> crate::Result<()> {
+    let bound = listener.local_addr()?;
+    let cfg = services.cfg.clone();
     let api_base = cfg.api_base(bound);
-    let services = Services::build(cfg.clone(), api_base.clone())?;
 
     let state = AppState {
         cfg: cfg.clone(),

@@ -11,15 +11,19 @@
 //! - `inbox_dead`: `u64 seq` → [`InboxItem`]: items that failed processing repeatedly, kept
 //!   for an operator instead of blocking the queue.
 //!
-//! [`Inbox::accept`] is the whole callback-side cost: one small transaction and a share of a
-//! group flush.
+//! [`Inbox::accept`] is the whole callback-side cost. It hands the message to the inbox's
+//! single writer thread and waits: the writer drains every message waiting at that moment,
+//! checks and inserts them all in **one** transaction, runs **one** flush (fsync) and answers
+//! them all. Async workers never block in sled on the callback path, and the cost of an fsync
+//! is shared by every callback that arrived while the previous one ran (group commit).
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::store::{self, Record, Store, Tree, Tx, TxError, TxFail};
 use crate::wecom::Inbound;
@@ -45,54 +49,136 @@ pub enum Accepted {
     Duplicate,
 }
 
-#[derive(Clone, Debug)]
+/// Messages the writer takes per transaction at most.
+const MAX_BATCH: usize = 1024;
+
+struct Request {
+    key: String,
+    item: InboxItem,
+    reply: oneshot::Sender<Result<Accepted, String>>,
+}
+
+/// The writer thread's handle; the last [`Inbox`] clone closes the channel and joins it, so the
+/// store is fully released when the inbox is.
+struct Writer {
+    tx: Option<mpsc::Sender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    stats: Arc<WriterCounters>,
+}
+
+#[derive(Debug, Default)]
+struct WriterCounters {
+    batches: AtomicU64,
+    messages: AtomicU64,
+    commit_nanos: AtomicU64,
+    flush_nanos: AtomicU64,
+}
+
+/// What the inbox writer has done so far (benchmarks, metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub batches: u64,
+    pub messages: u64,
+    pub commit_nanos: u64,
+    pub flush_nanos: u64,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Clone)]
 pub struct Inbox {
     store: Store,
     items: Tree<u64, InboxItem>,
     dedupe: Tree<String, i64>,
     dead: Tree<u64, InboxItem>,
     notify: Arc<Notify>,
+    writer: Arc<Writer>,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox").finish_non_exhaustive()
+    }
 }
 
 impl Inbox {
     pub fn open(store: &Store) -> store::Result<Inbox> {
+        let items: Tree<u64, InboxItem> = store.tree("inbox")?;
+        let dedupe: Tree<String, i64> = store.tree("inbox_dedupe")?;
+        let notify = Arc::new(Notify::new());
+        let (tx, rx) = mpsc::channel::<Request>(4 * MAX_BATCH);
+        let stats = Arc::new(WriterCounters::default());
+        let thread = {
+            let (store, items, dedupe, notify, stats) = (
+                store.clone(),
+                items.clone(),
+                dedupe.clone(),
+                notify.clone(),
+                stats.clone(),
+            );
+            std::thread::Builder::new()
+                .name("inbox-writer".into())
+                .spawn(move || write_loop(rx, &store, &items, &dedupe, &notify, &stats))?
+        };
         Ok(Inbox {
             store: store.clone(),
-            items: store.tree("inbox")?,
-            dedupe: store.tree("inbox_dedupe")?,
+            items,
+            dedupe,
             dead: store.tree("inbox_dead")?,
-            notify: Arc::new(Notify::new()),
+            notify,
+            writer: Arc::new(Writer {
+                tx: Some(tx),
+                thread: Some(thread),
+                stats,
+            }),
         })
     }
 
     /// Store `inbound` unless its dedupe key was seen, and return once it is on disk.
+    ///
+    /// A duplicate is answered after the same flush: the first delivery may have been in the
+    /// very batch being written, and WeCom must not see a 200 for anything that could still
+    /// be lost.
     pub async fn accept(&self, inbound: Inbound) -> store::Result<Accepted> {
-        let key = inbound.dedupe_key();
-        let seq = self.store.generate_id()?;
-        let item = InboxItem {
-            inbound,
-            received_at: crate::util::unix_millis(),
-            failures: 0,
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            key: inbound.dedupe_key(),
+            item: InboxItem {
+                inbound,
+                received_at: crate::util::unix_millis(),
+                failures: 0,
+            },
+            reply,
         };
-        let now = crate::util::unix_now();
-        let outcome = self
-            .store
-            .transaction::<_, Infallible>(&[&self.items, &self.dedupe], |tx| {
-                if tx.get(&self.dedupe, &key)?.is_some() {
-                    return Ok(Accepted::Duplicate);
-                }
-                tx.insert(&self.dedupe, &key, &now)?;
-                tx.insert(&self.items, &seq, &item)?;
-                Ok(Accepted::New(seq))
-            })
-            .map_err(TxError::into_store)?;
-        // A duplicate waits too: the first delivery may not be flushed yet, and WeCom must
-        // not see a 200 for anything that could still be lost.
-        self.store.durable().await?;
-        if let Accepted::New(_) = outcome {
-            self.notify.notify_one();
+        let closed = || store::Error::Flush("the inbox writer stopped".into());
+        self.writer
+            .tx
+            .as_ref()
+            .ok_or_else(closed)?
+            .send(request)
+            .await
+            .map_err(|_| closed())?;
+        answer
+            .await
+            .map_err(|_| closed())?
+            .map_err(store::Error::Flush)
+    }
+
+    pub fn writer_stats(&self) -> WriterStats {
+        let s = &self.writer.stats;
+        WriterStats {
+            batches: s.batches.load(Ordering::Relaxed),
+            messages: s.messages.load(Ordering::Relaxed),
+            commit_nanos: s.commit_nanos.load(Ordering::Relaxed),
+            flush_nanos: s.flush_nanos.load(Ordering::Relaxed),
         }
-        Ok(outcome)
     }
 
     /// Wait until a new item may be available.
@@ -175,6 +261,88 @@ impl Inbox {
         }
         Ok(removed)
     }
+}
+
+/// The writer thread: batch, one transaction, one flush, answer everyone.
+fn write_loop(
+    mut rx: mpsc::Receiver<Request>,
+    store: &Store,
+    items: &Tree<u64, InboxItem>,
+    dedupe: &Tree<String, i64>,
+    notify: &Notify,
+    stats: &WriterCounters,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let result = commit_batch(store, items, dedupe, &batch, stats);
+        match result {
+            Ok(outcomes) => {
+                let new = outcomes.iter().any(|o| matches!(o, Accepted::New(_)));
+                for (r, o) in batch.into_iter().zip(outcomes) {
+                    let _ = r.reply.send(Ok(o));
+                }
+                if new {
+                    notify.notify_one();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, count = batch.len(), "inbox batch failed");
+                for r in batch {
+                    let _ = r.reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+fn commit_batch(
+    store: &Store,
+    items: &Tree<u64, InboxItem>,
+    dedupe: &Tree<String, i64>,
+    batch: &[Request],
+    stats: &WriterCounters,
+) -> store::Result<Vec<Accepted>> {
+    let started = std::time::Instant::now();
+    let seqs = batch
+        .iter()
+        .map(|_| store.generate_id())
+        .collect::<store::Result<Vec<u64>>>()?;
+    let now = crate::util::unix_now();
+    let outcomes = store
+        .transaction::<_, Infallible>(&[items, dedupe], |tx| {
+            let mut in_batch = std::collections::HashSet::new();
+            let mut out = Vec::with_capacity(batch.len());
+            for (r, &seq) in batch.iter().zip(&seqs) {
+                if !in_batch.insert(r.key.as_str()) || tx.get(dedupe, &r.key)?.is_some() {
+                    out.push(Accepted::Duplicate);
+                    continue;
+                }
+                tx.insert(dedupe, &r.key, &now)?;
+                tx.insert(items, &seq, &r.item)?;
+                out.push(Accepted::New(seq));
+            }
+            Ok(out)
+        })
+        .map_err(TxError::into_store)?;
+    let committed = std::time::Instant::now();
+    store.flush_blocking()?;
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats
+        .messages
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    stats
+        .commit_nanos
+        .fetch_add((committed - started).as_nanos() as u64, Ordering::Relaxed);
+    stats
+        .flush_nanos
+        .fetch_add(committed.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    Ok(outcomes)
 }
 
 #[cfg(test)]

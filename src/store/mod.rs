@@ -17,6 +17,8 @@
 
 pub mod codec;
 mod commit;
+
+pub use commit::CommitStats;
 pub mod media;
 
 use std::marker::PhantomData;
@@ -166,6 +168,11 @@ impl Store {
     /// Number of group flushes so far (metrics, benchmarks).
     pub fn flush_count(&self) -> u64 {
         self.commit.flush_count()
+    }
+
+    /// Group-commit counters so far.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.commit.stats()
     }
 
     /// Flush synchronously (shutdown, CLI tools).

@@ -1,0 +1,731 @@
+//! Intake scripts: the TOML flows admins edit under `bot-scripts/`.
+//!
+//! - [`load_dir`] reads every `*.toml` of a folder into a [`ScriptSet`] and validates it as a
+//!   whole. Any error — TOML syntax, an unknown key, an unknown validator or kind, a choice
+//!   without options, a flow that cannot file a ticket — is reported as `path:line: message`
+//!   and the set is refused.
+//! - [`Scripts`] holds the running set; [`Scripts::reload_if_changed`] swaps in a new set only
+//!   when it validates, so a broken edit never takes the bot down.
+//! - [`eval`] evaluates one step of a dialog, purely (no I/O, no clock).
+//!
+//! Depends on `conversation::validators` for the validator functions.
+
+pub mod eval;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A script error, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}:{line}: {message}")]
+pub struct Error {
+    pub path: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Every problem found in a folder (a set is refused if this is non-empty).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct Errors(pub Vec<Error>);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Validator {
+    /// 客户号, 身份证号 or 手机号.
+    CustomerId,
+    CnIdCard,
+    CnMobile,
+    CustomerNo,
+    MinChars(usize),
+    MaxChars(usize),
+}
+
+impl Validator {
+    fn parse(s: &str) -> Option<Validator> {
+        Some(match s {
+            "customer_id" => Validator::CustomerId,
+            "cn_id_card" => Validator::CnIdCard,
+            "cn_mobile" => Validator::CnMobile,
+            "customer_no" => Validator::CustomerNo,
+            _ => {
+                let (name, arg) = s.split_once(':')?;
+                let n: usize = arg.trim().parse().ok()?;
+                match name {
+                    "min_chars" => Validator::MinChars(n),
+                    "max_chars" => Validator::MaxChars(n),
+                    _ => return None,
+                }
+            }
+        })
+    }
+}
+
+const KNOWN_VALIDATORS: &str = "customer_id, cn_id_card, cn_mobile, customer_no, min_chars:N, max_chars:N";
+
+/// The ticket field a step fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    CustomerId,
+    System,
+    Description,
+    Screenshots,
+}
+
+impl Field {
+    fn parse(s: &str) -> Option<Field> {
+        Some(match s {
+            "customer_id" => Field::CustomerId,
+            "system" => Field::System,
+            "description" => Field::Description,
+            "screenshots" => Field::Screenshots,
+            _ => return None,
+        })
+    }
+
+    /// The label in summaries and the edit menu.
+    pub fn label(self) -> &'static str {
+        match self {
+            Field::CustomerId => "客户标识",
+            Field::System => "所属系统",
+            Field::Description => "问题描述",
+            Field::Screenshots => "截图",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepKind {
+    Text { validators: Vec<Validator> },
+    Choice { options: Vec<String> },
+    Images { min: usize, max: usize, done_words: Vec<String> },
+    Confirm { submit_words: Vec<String>, edit_words: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub id: String,
+    pub kind: StepKind,
+    pub field: Option<Field>,
+    pub prompt: String,
+    /// Prompt used in group chats, when it must differ (images in groups).
+    pub prompt_group: Option<String>,
+    /// Failed answers allowed before the dialog is cancelled.
+    pub retries: u32,
+    /// Error text overriding the validators' own.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flow {
+    pub id: String,
+    pub name: String,
+    pub triggers: Vec<String>,
+    pub intro: String,
+    pub steps: Vec<Step>,
+    pub path: String,
+}
+
+impl Flow {
+    pub fn step_index(&self, id: &str) -> Option<usize> {
+        self.steps.iter().position(|s| s.id == id)
+    }
+}
+
+/// Words and texts that apply everywhere.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    pub cancel: Vec<String>,
+    pub restart: Vec<String>,
+    pub help: Vec<String>,
+    pub human: Vec<String>,
+    pub progress: Vec<String>,
+    pub cancelled: String,
+    pub nothing_to_cancel: String,
+    pub restarted: String,
+    pub human_notice: String,
+    pub expired: String,
+    pub exhausted: String,
+}
+
+/// A validated set of flows plus the global words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptSet {
+    pub global: Global,
+    pub flows: Vec<Arc<Flow>>,
+}
+
+/// A global word or command recognised in a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlobalWord {
+    Cancel,
+    Restart,
+    Help,
+    Human,
+    Progress,
+}
+
+/// Compare on the message's words only: trim, drop punctuation and spaces.
+pub fn word_key(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace() && !c.is_ascii_punctuation() && !is_cjk_punct(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn is_cjk_punct(c: char) -> bool {
+    matches!(c, '。' | '，' | '！' | '、' | '；' | '：' | '“' | '”' | '‘' | '’' | '（' | '）' | '…' | '～' | '·')
+}
+
+/// Whether `input` is exactly one of `words` (by [`word_key`]).
+pub fn matches_word(input: &str, words: &[String]) -> bool {
+    let k = word_key(input);
+    !k.is_empty() && words.iter().any(|w| word_key(w) == k)
+}
+
+impl ScriptSet {
+    pub fn flow(&self, id: &str) -> Option<&Arc<Flow>> {
+        self.flows.iter().find(|f| f.id == id)
+    }
+
+    /// The flow whose trigger word `input` is, if any.
+    pub fn triggered(&self, input: &str) -> Option<&Arc<Flow>> {
+        self.flows.iter().find(|f| matches_word(input, &f.triggers))
+    }
+
+    pub fn global_word(&self, input: &str) -> Option<GlobalWord> {
+        let g = &self.global;
+        // "?" alone is help, but word_key drops ASCII punctuation: check it first.
+        if matches!(input.trim(), "?" | "？") && g.help.iter().any(|w| w == "?" || w == "？") {
+            return Some(GlobalWord::Help);
+        }
+        [
+            (&g.cancel, GlobalWord::Cancel),
+            (&g.restart, GlobalWord::Restart),
+            (&g.help, GlobalWord::Help),
+            (&g.human, GlobalWord::Human),
+            (&g.progress, GlobalWord::Progress),
+        ]
+        .into_iter()
+        .find(|(words, _)| matches_word(input, words))
+        .map(|(_, w)| w)
+    }
+}
+
+// --- loading ---------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    global: Option<Global>,
+    flow: Option<RawFlow>,
+    #[serde(default)]
+    steps: Vec<RawStep>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlow {
+    id: Spanned<String>,
+    name: String,
+    triggers: Spanned<Vec<String>>,
+    #[serde(default)]
+    intro: String,
+    submit: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    id: Spanned<String>,
+    kind: Spanned<String>,
+    field: Option<Spanned<String>>,
+    prompt: Spanned<String>,
+    prompt_group: Option<String>,
+    #[serde(default)]
+    validators: Vec<Spanned<String>>,
+    #[serde(default)]
+    options: Vec<String>,
+    min: Option<usize>,
+    max: Option<usize>,
+    #[serde(default)]
+    done_words: Vec<String>,
+    #[serde(default)]
+    submit_words: Vec<String>,
+    #[serde(default)]
+    edit_words: Vec<String>,
+    retries: Option<u32>,
+    error: Option<String>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+struct FileCtx<'a> {
+    path: String,
+    text: &'a str,
+    errors: Vec<Error>,
+}
+
+impl FileCtx<'_> {
+    fn err_at(&mut self, offset: usize, message: impl Into<String>) {
+        self.errors.push(Error {
+            path: self.path.clone(),
+            line: line_of(self.text, offset),
+            message: message.into(),
+        });
+    }
+}
+
+/// Parse one file's text (named `path` in errors).
+fn parse_file(path: &str, text: &str) -> Result<(Option<Global>, Option<Flow>), Vec<Error>> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        vec![Error {
+            path: path.to_owned(),
+            line: e.span().map_or(1, |s| line_of(text, s.start)),
+            message: e.message().to_owned(),
+        }]
+    })?;
+    let mut cx = FileCtx {
+        path: path.to_owned(),
+        text,
+        errors: Vec::new(),
+    };
+    let flow = match raw.flow {
+        None => {
+            if !raw.steps.is_empty() {
+                cx.err_at(0, "[[steps]] without a [flow] table");
+            }
+            if raw.global.is_none() {
+                cx.err_at(0, "file has neither [global] nor [flow]");
+            }
+            None
+        }
+        Some(f) => Some(build_flow(&mut cx, f, raw.steps)),
+    };
+    if cx.errors.is_empty() {
+        Ok((raw.global, flow))
+    } else {
+        Err(cx.errors)
+    }
+}
+
+fn build_flow(cx: &mut FileCtx<'_>, f: RawFlow, raw_steps: Vec<RawStep>) -> Flow {
+    if f.id.get_ref().trim().is_empty() {
+        cx.err_at(f.id.span().start, "flow id must not be empty");
+    }
+    if f.triggers.get_ref().is_empty() {
+        cx.err_at(f.triggers.span().start, "a flow needs at least one trigger word");
+    }
+    if f.submit.get_ref() != "ticket" {
+        cx.err_at(f.submit.span().start, format!("unknown submit `{}` (known: ticket)", f.submit.get_ref()));
+    }
+    let mut steps = Vec::new();
+    let mut ids = HashSet::new();
+    let mut fields = HashSet::new();
+    for s in raw_steps {
+        let at = s.id.span().start;
+        if !ids.insert(s.id.get_ref().clone()) {
+            cx.err_at(at, format!("duplicate step id `{}`", s.id.get_ref()));
+        }
+        if s.prompt.get_ref().trim().is_empty() {
+            cx.err_at(s.prompt.span().start, "prompt must not be empty");
+        }
+        let field = match &s.field {
+            None => None,
+            Some(name) => match Field::parse(name.get_ref()) {
+                Some(f) => {
+                    if !fields.insert(f) {
+                        cx.err_at(name.span().start, format!("field `{}` is filled by two steps", name.get_ref()));
+                    }
+                    Some(f)
+                }
+                None => {
+                    cx.err_at(
+                        name.span().start,
+                        format!("unknown field `{}` (known: customer_id, system, description, screenshots)", name.get_ref()),
+                    );
+                    None
+                }
+            },
+        };
+        let kind = match s.kind.get_ref().as_str() {
+            "text" => {
+                let mut validators = Vec::new();
+                for v in &s.validators {
+                    match Validator::parse(v.get_ref()) {
+                        Some(val) => validators.push(val),
+                        None => cx.err_at(
+                            v.span().start,
+                            format!("unknown validator `{}` (known: {KNOWN_VALIDATORS})", v.get_ref()),
+                        ),
+                    }
+                }
+                StepKind::Text { validators }
+            }
+            "choice" => {
+                if s.options.len() < 2 {
+                    cx.err_at(at, "a choice step needs at least two options");
+                }
+                StepKind::Choice {
+                    options: s.options.clone(),
+                }
+            }
+            "images" => {
+                let (min, max) = (s.min.unwrap_or(1), s.max.unwrap_or(9));
+                if max == 0 || min > max || max > 20 {
+                    cx.err_at(at, format!("images step needs 0 <= min <= max <= 20, got min {min}, max {max}"));
+                }
+                if s.done_words.is_empty() {
+                    cx.err_at(at, "an images step needs done_words (e.g. 完成)");
+                }
+                StepKind::Images {
+                    min,
+                    max,
+                    done_words: s.done_words.clone(),
+                }
+            }
+            "confirm" => {
+                if s.submit_words.is_empty() {
+                    cx.err_at(at, "a confirm step needs submit_words");
+                }
+                StepKind::Confirm {
+                    submit_words: s.submit_words.clone(),
+                    edit_words: s.edit_words.clone(),
+                }
+            }
+            other => {
+                cx.err_at(
+                    s.kind.span().start,
+                    format!("unknown kind `{other}` (known: text, choice, images, confirm)"),
+                );
+                StepKind::Text { validators: Vec::new() }
+            }
+        };
+        let is_confirm = matches!(kind, StepKind::Confirm { .. });
+        if !is_confirm && field.is_none() && s.field.is_none() {
+            cx.err_at(at, "step needs a `field` to fill");
+        }
+        let is_images = matches!(kind, StepKind::Images { .. });
+        if is_images != (field == Some(Field::Screenshots)) && field.is_some() {
+            cx.err_at(at, "the screenshots field is filled by an images step, and only by one");
+        }
+        if !s.validators.is_empty() && !matches!(kind, StepKind::Text { .. }) {
+            cx.err_at(at, "validators apply to text steps only");
+        }
+        steps.push(Step {
+            id: s.id.into_inner(),
+            kind,
+            field,
+            prompt: s.prompt.into_inner(),
+            prompt_group: s.prompt_group,
+            retries: s.retries.unwrap_or(3),
+            error: s.error,
+        });
+    }
+    match steps.last() {
+        Some(Step { kind: StepKind::Confirm { .. }, .. }) => {}
+        _ => cx.err_at(f.id.span().start, "a ticket flow must end with a confirm step"),
+    }
+    if steps.iter().filter(|s| matches!(s.kind, StepKind::Confirm { .. })).count() > 1 {
+        cx.err_at(f.id.span().start, "a flow has exactly one confirm step, the last");
+    }
+    for needed in [Field::CustomerId, Field::System, Field::Description, Field::Screenshots] {
+        if !fields.contains(&needed) {
+            cx.err_at(
+                f.id.span().start,
+                format!("a ticket flow must fill `{}`", match needed {
+                    Field::CustomerId => "customer_id",
+                    Field::System => "system",
+                    Field::Description => "description",
+                    Field::Screenshots => "screenshots",
+                }),
+            );
+        }
+    }
+    Flow {
+        id: f.id.into_inner(),
+        name: f.name,
+        triggers: f.triggers.into_inner(),
+        intro: f.intro,
+        steps,
+        path: cx.path.clone(),
+    }
+}
+
+/// Validate a set of `(path, text)` files as one script set.
+pub fn load_texts(files: &[(String, String)]) -> Result<ScriptSet, Errors> {
+    let mut errors = Vec::new();
+    let mut global: Option<(Global, String)> = None;
+    let mut flows: Vec<Flow> = Vec::new();
+    for (path, text) in files {
+        match parse_file(path, text) {
+            Err(mut e) => errors.append(&mut e),
+            Ok((g, f)) => {
+                if let Some(g) = g {
+                    if let Some((_, first)) = &global {
+                        errors.push(Error {
+                            path: path.clone(),
+                            line: 1,
+                            message: format!("[global] is already defined in {first}"),
+                        });
+                    } else {
+                        global = Some((g, path.clone()));
+                    }
+                }
+                flows.extend(f);
+            }
+        }
+    }
+    // Flow ids and trigger words must be unique across files.
+    let mut by_id: HashMap<&str, &str> = HashMap::new();
+    let mut by_word: HashMap<String, &str> = HashMap::new();
+    for f in &flows {
+        if let Some(other) = by_id.insert(&f.id, &f.path) {
+            errors.push(Error {
+                path: f.path.clone(),
+                line: 1,
+                message: format!("flow id `{}` is also defined in {other}", f.id),
+            });
+        }
+        for w in &f.triggers {
+            if let Some(other) = by_word.insert(word_key(w), &f.id) {
+                errors.push(Error {
+                    path: f.path.clone(),
+                    line: 1,
+                    message: format!("trigger `{w}` is also a trigger of flow `{other}`"),
+                });
+            }
+        }
+    }
+    let global = match global {
+        Some((g, _)) => Some(g),
+        None => {
+            errors.push(Error {
+                path: files.first().map_or_else(|| "bot-scripts".to_owned(), |(p, _)| p.clone()),
+                line: 1,
+                message: "no file defines [global] (cancel, restart, help, human, progress words)".into(),
+            });
+            None
+        }
+    };
+    if flows.is_empty() {
+        errors.push(Error {
+            path: "bot-scripts".into(),
+            line: 1,
+            message: "no flow is defined".into(),
+        });
+    }
+    if let (true, Some(global)) = (errors.is_empty(), global) {
+        Ok(ScriptSet {
+            global,
+            flows: flows.into_iter().map(Arc::new).collect(),
+        })
+    } else {
+        Err(Errors(errors))
+    }
+}
+
+/// The `*.toml` files of `dir`, sorted, with their modification times.
+fn toml_files(dir: &Path) -> std::io::Result<Vec<(PathBuf, Option<SystemTime>, u64)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let meta = entry.metadata()?;
+            out.push((path, meta.modified().ok(), meta.len()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Load and validate every `*.toml` in `dir`.
+pub fn load_dir(dir: &Path) -> Result<ScriptSet, Errors> {
+    let io_err = |e: std::io::Error| {
+        Errors(vec![Error {
+            path: dir.display().to_string(),
+            line: 0,
+            message: e.to_string(),
+        }])
+    };
+    let mut files = Vec::new();
+    for (path, _, _) in toml_files(dir).map_err(io_err)? {
+        let text = std::fs::read_to_string(&path).map_err(io_err)?;
+        files.push((path.display().to_string(), text));
+    }
+    load_texts(&files)
+}
+
+/// The running script set, swapped atomically on a valid reload.
+#[derive(Debug)]
+pub struct Scripts {
+    dir: PathBuf,
+    current: RwLock<Arc<ScriptSet>>,
+    fingerprint: RwLock<Vec<(PathBuf, Option<SystemTime>, u64)>>,
+}
+
+impl Scripts {
+    /// Load `dir`; start-up fails on an invalid set.
+    pub fn load(dir: &Path) -> Result<Scripts, Errors> {
+        let fingerprint = toml_files(dir).unwrap_or_default();
+        let set = load_dir(dir)?;
+        Ok(Scripts {
+            dir: dir.to_owned(),
+            current: RwLock::new(Arc::new(set)),
+            fingerprint: RwLock::new(fingerprint),
+        })
+    }
+
+    pub fn current(&self) -> Arc<ScriptSet> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reload when a file changed. `Ok(true)`: swapped; `Ok(false)`: unchanged;
+    /// `Err`: the new files are invalid and the running set stays.
+    pub fn reload_if_changed(&self) -> Result<bool, Errors> {
+        let now = toml_files(&self.dir).unwrap_or_default();
+        {
+            let mut fp = self.fingerprint.write().unwrap_or_else(|p| p.into_inner());
+            if *fp == now {
+                return Ok(false);
+            }
+            *fp = now;
+        }
+        let set = load_dir(&self.dir)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> Vec<(String, String)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts");
+        let mut v: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .expect("bot-scripts")
+            .map(|e| {
+                let p = e.expect("entry").path();
+                (
+                    p.file_name().expect("name").to_string_lossy().into_owned(),
+                    std::fs::read_to_string(&p).expect("read"),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn with_report(f: impl Fn(&str) -> String) -> Result<ScriptSet, Errors> {
+        let files: Vec<(String, String)> = shipped()
+            .into_iter()
+            .map(|(p, t)| if p == "report.toml" { (p, f(&t)) } else { (p, t) })
+            .collect();
+        load_texts(&files)
+    }
+
+    #[test]
+    fn shipped_scripts_are_valid() {
+        let set = load_texts(&shipped()).expect("valid");
+        let report = set.flow("report").expect("report flow");
+        let ids: Vec<&str> = report.steps.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["customer", "system", "description", "screenshots", "confirm"]);
+        for w in ["提单", "报障", "上报"] {
+            assert_eq!(set.triggered(w).map(|f| f.id.as_str()), Some("report"), "{w}");
+        }
+        assert_eq!(set.triggered("提单。").map(|f| f.id.as_str()), Some("report"));
+        assert_eq!(set.triggered("我想提单问一下"), None, "whole-message match only");
+        assert_eq!(set.global_word("取消"), Some(GlobalWord::Cancel));
+        assert_eq!(set.global_word(" 重新开始 "), Some(GlobalWord::Restart));
+        assert_eq!(set.global_word("？"), Some(GlobalWord::Help));
+        assert_eq!(set.global_word("人工"), Some(GlobalWord::Human));
+        assert_eq!(set.global_word("进度"), Some(GlobalWord::Progress));
+        assert_eq!(set.global_word("客户说要取消委托"), None);
+    }
+
+    #[test]
+    fn unknown_validator_is_reported_with_its_line() {
+        let e = with_report(|t| t.replace("\"customer_id\"]", "\"cn_idcard\"]")).expect_err("invalid");
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert!(e.0[0].message.contains("unknown validator `cn_idcard`"), "{e}");
+        let text = shipped().into_iter().find(|(p, _)| p == "report.toml").expect("report").1;
+        let expected = text.lines().position(|l| l.contains("validators = [\"customer_id\"]")).expect("line") + 1;
+        assert_eq!(e.0[0].line, expected);
+        assert!(e.to_string().starts_with("report.toml:"), "{e}");
+    }
+
+    #[test]
+    fn structural_errors_are_reported() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("kind = \"choice\"", "kind = \"dropdown\"", "unknown kind"),
+            ("field = \"system\"", "field = \"sistem\"", "unknown field"),
+            ("options = [\"开户/账户\", \"交易\", \"三方存管\", \"理财\", \"App/登录\", \"融资融券\", \"其他\"]", "options = [\"交易\"]", "at least two options"),
+            ("min = 1\nmax = 9", "min = 5\nmax = 2", "min <= max"),
+            ("id = \"system\"", "id = \"customer\"", "duplicate step id"),
+            ("submit = \"ticket\"", "submit = \"email\"", "unknown submit"),
+            ("retries = 3\n\n[[steps]]\nid = \"system\"", "retries = 3\nmystery = 1\n\n[[steps]]\nid = \"system\"", "unknown field `mystery`"),
+            ("prompt = \"第3步", "prompt = \"第3步\n", "TOML"),
+        ];
+        for (from, to, needle) in cases {
+            let e = with_report(|t| {
+                assert!(t.contains(from), "fixture lost `{from}`");
+                t.replacen(from, to, 1)
+            })
+            .expect_err(needle);
+            let msg = e.to_string();
+            assert!(
+                msg.contains(needle) || (*needle == "TOML" && msg.contains("report.toml:")),
+                "{needle}: {msg}"
+            );
+            assert!(e.0.iter().all(|x| x.line >= 1), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_flow_that_cannot_file_a_ticket_is_refused() {
+        let e = with_report(|t| {
+            let cut = t.find("[[steps]]\nid = \"description\"").expect("description step");
+            let end = t.find("[[steps]]\nid = \"screenshots\"").expect("screenshots step");
+            format!("{}{}", &t[..cut], &t[end..])
+        })
+        .expect_err("no description");
+        assert!(e.to_string().contains("must fill `description`"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_triggers_across_flows_are_refused() {
+        let mut files = shipped();
+        let report = files.iter().find(|(p, _)| p == "report.toml").expect("report").1.clone();
+        files.push(("copy.toml".into(), report.replace("id = \"report\"", "id = \"report2\"")));
+        let e = load_texts(&files).expect_err("duplicate triggers");
+        assert!(e.to_string().contains("also a trigger"), "{e}");
+    }
+
+    #[test]
+    fn reload_keeps_the_running_set_on_error_and_swaps_on_success() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (p, t) in shipped() {
+            std::fs::write(dir.path().join(p), t).expect("write");
+        }
+        let scripts = Scripts::load(dir.path()).expect("load");
+        assert_eq!(scripts.reload_if_changed(), Ok(false));
+        let report = dir.path().join("report.toml");
+        let good = std::fs::read_to_string(&report).expect("read");
+        std::fs::write(&report, good.replace("\"customer_id\"]", "\"bogus\"]")).expect("write");
+        let e = scripts.reload_if_changed().expect_err("invalid");
+        assert!(e.to_string().contains("bogus"));
+        assert!(scripts.current().flow("report").is_some(), "old set still serves");
+        std::fs::write(&report, good.replace("\"提单\",", "\"提单\", \"开单\",")).expect("write");
+        assert_eq!(scripts.reload_if_changed(), Ok(true));
+        assert!(scripts.current().triggered("开单").is_some());
+    }
+}

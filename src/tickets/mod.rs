@@ -1,0 +1,778 @@
+//! Tickets: the model, numbering, the thread of events, the state machine, and the service
+//! API the console and the conversation engine use.
+//!
+//! Trees (declared here only):
+//! - `tickets`: `u64 id` → [`Ticket`]
+//! - `ticket_numbers`: `String number` → `u64 id`
+//! - `ticket_events`: `(u64 id, u64 seq)` → [`TicketEvent`] — the thread, in order
+//! - `tickets_by_reporter`: `(String userid, u64 id)` → `()`
+//! - `tickets_by_status`: `(String status key, u64 id)` → `()`
+//! - `counters`: `String` (`ticket/20261121`) → `u64` — the daily ticket counter
+//! - `members`: `String userid` → [`MemberInfo`] — names from `user/get`, cached
+//!
+//! Every change is one transaction that writes the ticket, its indexes, an event and the
+//! outbox notices it causes. The `*_in` functions run inside a caller's transaction (the
+//! conversation engine adds the inbox item and the session); the plain ones are the service
+//! API of the console, one call and one transaction each.
+
+pub mod mask;
+pub mod notify;
+pub mod state;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::conversation::validators::CustomerId;
+use crate::outbox::Outbox;
+use crate::store::{self, Abort, AnyTree, Record, Store, Tree, Tx, TxError, abort};
+use crate::wecom::outbound::{Destination, Message};
+use crate::wecom::{Channel, ChatType};
+
+pub use state::{Category, Priority, Status};
+
+/// Who did something to a ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum Actor {
+    /// The agent who reported it (WeCom userid).
+    Reporter(String),
+    /// A console user (login name).
+    Handler(String),
+    System,
+}
+
+impl Actor {
+    pub fn label(&self) -> String {
+        match self {
+            Actor::Reporter(u) => format!("报告人 {u}"),
+            Actor::Handler(h) => h.clone(),
+            Actor::System => "系统".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rating {
+    pub solved: bool,
+    pub score: Option<u8>,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub id: u64,
+    /// `IT20261121-0042`
+    pub number: String,
+    pub reporter: String,
+    pub reporter_name: String,
+    pub channel: Channel,
+    pub chat_type: ChatType,
+    pub chat_id: String,
+    /// Whole, only here and on the console's ticket page.
+    pub customer_id: CustomerId,
+    pub system: String,
+    pub description: String,
+    /// sha256 of stored screenshots.
+    pub screenshots: Vec<String>,
+    pub status: Status,
+    pub category: Option<Category>,
+    pub priority: Priority,
+    pub assignee: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[serde(default)]
+    pub first_response_at: Option<i64>,
+    #[serde(default)]
+    pub resolved_at: Option<i64>,
+    #[serde(default)]
+    pub closed_at: Option<i64>,
+    #[serde(default)]
+    pub rating: Option<Rating>,
+    /// Time spent in 待补充 so far (the SLA clock pauses there), ms.
+    #[serde(default)]
+    pub paused_ms: i64,
+    /// When the current 待补充 began.
+    #[serde(default)]
+    pub paused_since: Option<i64>,
+}
+
+impl Record for Ticket {}
+
+impl Ticket {
+    /// "张三（zhangsan）"
+    pub fn reporter_label(&self) -> String {
+        if self.reporter_name.is_empty() || self.reporter_name == self.reporter {
+            self.reporter.clone()
+        } else {
+            format!("{}（{}）", self.reporter_name, self.reporter)
+        }
+    }
+
+    /// Waiting for the agent's rating after 已解决.
+    pub fn awaits_rating(&self) -> bool {
+        self.status == Status::Resolved && self.rating.is_none()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    Created,
+    /// Text and/or screenshots the agent added.
+    AgentMessage {
+        text: String,
+        #[serde(default)]
+        images: Vec<String>,
+    },
+    /// A handler's reply, pushed to the agent by these outbox jobs.
+    Reply { text: String, jobs: Vec<u64> },
+    /// Internal note, never pushed.
+    Note { text: String },
+    Status { from: Status, to: Status, reason: String },
+    Assigned { to: Option<String> },
+    CategorySet { category: Category },
+    PrioritySet { priority: Priority },
+    Rated { solved: bool, score: Option<u8> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketEvent {
+    pub seq: u64,
+    pub at: i64,
+    pub actor: Actor,
+    pub kind: EventKind,
+}
+
+impl Record for TicketEvent {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub name: String,
+    pub fetched_at: i64,
+}
+
+impl Record for MemberInfo {}
+
+/// Everything the intake collected, plus where to confirm the filing.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub reporter: String,
+    pub reporter_name: String,
+    pub channel: Channel,
+    pub chat_type: ChatType,
+    pub chat_id: String,
+    pub customer_id: CustomerId,
+    pub system: String,
+    pub description: String,
+    pub screenshots: Vec<String>,
+    /// Where the filing confirmation goes (the chat the agent filed from).
+    pub confirm_to: Destination,
+    /// Shape the confirmation for a group (it @-mentions the agent).
+    pub confirm_group: bool,
+}
+
+/// Why a ticket operation was refused. The texts are shown to handlers and agents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TicketError {
+    #[error("工单不存在")]
+    NotFound,
+    #[error("工单状态不能从“{}”变为“{}”", .from.label(), .to.label())]
+    IllegalTransition { from: Status, to: Status },
+    #[error("工单已关闭，不能再操作")]
+    Closed,
+    #[error("只能操作您本人提交的工单")]
+    NotOwner,
+    #[error("内容不能为空")]
+    Empty,
+    #[error("内容太长（最多 {0} 个字）")]
+    TooLong(usize),
+    #[error("解决工单前请先设置问题分类")]
+    CategoryRequired,
+    #[error("存储错误，请稍后重试")]
+    Storage,
+}
+
+impl From<store::Error> for TicketError {
+    fn from(e: store::Error) -> Self {
+        tracing::error!(error = %e, "ticket storage error");
+        TicketError::Storage
+    }
+}
+
+/// Configuration the ticket service needs.
+#[derive(Debug, Clone)]
+pub struct TicketSettings {
+    pub prefix: String,
+    pub utc_offset: chrono::FixedOffset,
+    /// Base URL of the console, for links in robot notices.
+    pub public_url: String,
+}
+
+/// The longest reply or note accepted.
+pub const MAX_TEXT: usize = 4000;
+
+#[derive(Clone)]
+pub struct Tickets {
+    store: Store,
+    tickets: Tree<u64, Ticket>,
+    numbers: Tree<String, u64>,
+    events: Tree<(u64, u64), TicketEvent>,
+    by_reporter: Tree<(String, u64), ()>,
+    by_status: Tree<(String, u64), ()>,
+    counters: Tree<String, u64>,
+    members: Tree<String, MemberInfo>,
+    outbox: Outbox,
+    settings: Arc<TicketSettings>,
+    changes: broadcast::Sender<u64>,
+}
+
+impl std::fmt::Debug for Tickets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tickets").finish_non_exhaustive()
+    }
+}
+
+fn validate_text(text: &str) -> Result<String, TicketError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(TicketError::Empty);
+    }
+    if t.chars().count() > MAX_TEXT {
+        return Err(TicketError::TooLong(MAX_TEXT));
+    }
+    Ok(t.to_owned())
+}
+
+impl Tickets {
+    pub fn open(store: &Store, outbox: Outbox, settings: TicketSettings) -> store::Result<Tickets> {
+        Ok(Tickets {
+            store: store.clone(),
+            tickets: store.tree("tickets")?,
+            numbers: store.tree("ticket_numbers")?,
+            events: store.tree("ticket_events")?,
+            by_reporter: store.tree("tickets_by_reporter")?,
+            by_status: store.tree("tickets_by_status")?,
+            counters: store.tree("counters")?,
+            members: store.tree("members")?,
+            outbox,
+            settings: Arc::new(settings),
+            changes: broadcast::channel(256).0,
+        })
+    }
+
+    /// The trees a transaction needs for any ticket operation (outbox included).
+    pub fn trees(&self) -> Vec<&dyn AnyTree> {
+        let mut v: Vec<&dyn AnyTree> = vec![
+            &self.tickets,
+            &self.numbers,
+            &self.events,
+            &self.by_reporter,
+            &self.by_status,
+            &self.counters,
+        ];
+        v.extend(self.outbox.trees());
+        v
+    }
+
+    pub fn settings(&self) -> &TicketSettings {
+        &self.settings
+    }
+
+    /// Ids of tickets changed from now on (for live views). Lagging receivers just reload.
+    pub fn subscribe(&self) -> broadcast::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Announce a committed change (call after the transaction).
+    pub fn changed(&self, id: u64) {
+        let _ = self.changes.send(id);
+        self.outbox.wake();
+    }
+
+    pub fn link(&self, number: &str) -> String {
+        format!("{}/console/tickets/{number}", self.settings.public_url)
+    }
+
+    // --- reads ----------------------------------------------------------------------------
+
+    pub fn get(&self, id: u64) -> store::Result<Option<Ticket>> {
+        self.tickets.get(&id)
+    }
+
+    pub fn by_number(&self, number: &str) -> store::Result<Option<Ticket>> {
+        match self.numbers.get(&number.trim().to_uppercase())? {
+            Some(id) => self.tickets.get(&id),
+            None => Ok(None),
+        }
+    }
+
+    /// All tickets, newest first.
+    pub fn list(&self) -> store::Result<Vec<Ticket>> {
+        self.tickets.iter().rev().map(|r| r.map(|(_, t)| t)).collect()
+    }
+
+    /// Tickets with status `s`, newest first.
+    pub fn with_status(&self, s: Status) -> store::Result<Vec<Ticket>> {
+        let mut out = Vec::new();
+        for entry in self.by_status.scan_part(&s.key().to_owned()).rev() {
+            let ((_, id), ()) = entry?;
+            if let Some(t) = self.tickets.get(&id)? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A member's tickets, newest first.
+    pub fn of_reporter(&self, userid: &str) -> store::Result<Vec<Ticket>> {
+        let mut out = Vec::new();
+        for entry in self.by_reporter.scan_part(&userid.to_owned()).rev() {
+            let ((_, id), ()) = entry?;
+            if let Some(t) = self.tickets.get(&id)? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn events(&self, id: u64) -> store::Result<Vec<TicketEvent>> {
+        self.events
+            .scan_part(&id)
+            .map(|r| r.map(|(_, e)| e))
+            .collect()
+    }
+
+    /// A member's name: cached, else `user/get` (falls back to the userid).
+    pub async fn member_name(&self, client: &crate::wecom::client::Client, userid: &str) -> String {
+        let now = crate::util::unix_millis();
+        if let Ok(Some(m)) = self.members.get(&userid.to_owned())
+            && now - m.fetched_at < 24 * 3600 * 1000
+        {
+            return m.name;
+        }
+        match client.user_get(userid).await {
+            Ok(m) if !m.name.is_empty() => {
+                let _ = self.members.insert(
+                    &userid.to_owned(),
+                    &MemberInfo {
+                        name: m.name.clone(),
+                        fetched_at: now,
+                    },
+                );
+                m.name
+            }
+            Ok(_) => userid.to_owned(),
+            Err(e) => {
+                tracing::warn!(error = %e, "user/get failed; using the userid as the name");
+                userid.to_owned()
+            }
+        }
+    }
+
+    // --- writes inside a caller's transaction ----------------------------------------------
+
+    fn put_in<E>(&self, tx: &Tx<'_>, old: Option<Status>, t: &Ticket) -> Result<(), Abort<E>> {
+        if let Some(old) = old
+            && old != t.status
+        {
+            tx.remove(&self.by_status, &(old.key().to_owned(), t.id))?;
+        }
+        tx.insert(&self.by_status, &(t.status.key().to_owned(), t.id), &())?;
+        tx.insert(&self.tickets, &t.id, t)?;
+        Ok(())
+    }
+
+    fn event_in<E>(&self, tx: &Tx<'_>, id: u64, at: i64, actor: Actor, kind: EventKind) -> Result<u64, Abort<E>> {
+        let seq = tx.generate_id()?;
+        tx.insert(&self.events, &(id, seq), &TicketEvent { seq, at, actor, kind })?;
+        Ok(seq)
+    }
+
+    fn load_in<E: From<TicketError>>(&self, tx: &Tx<'_>, id: u64) -> Result<Ticket, Abort<E>> {
+        tx.get(&self.tickets, &id)?
+            .ok_or_else(|| abort(E::from(TicketError::NotFound)))
+    }
+
+    fn to_member(t: &Ticket) -> Destination {
+        Destination::Member {
+            userid: t.reporter.clone(),
+        }
+    }
+
+    /// File a new ticket: number, indexes, `Created` event, the agent's confirmation and the
+    /// handler group's notice.
+    pub fn create_in<E>(&self, tx: &Tx<'_>, new: &NewTicket, now: i64) -> Result<Ticket, Abort<E>> {
+        let day = chrono::DateTime::from_timestamp_millis(now)
+            .unwrap_or_default()
+            .with_timezone(&self.settings.utc_offset)
+            .format("%Y%m%d")
+            .to_string();
+        let counter_key = format!("ticket/{day}");
+        let n = tx.get(&self.counters, &counter_key)?.unwrap_or(0) + 1;
+        tx.insert(&self.counters, &counter_key, &n)?;
+        let number = format!("{}{day}-{n:04}", self.settings.prefix);
+        let id = tx.generate_id()?;
+        let t = Ticket {
+            id,
+            number: number.clone(),
+            reporter: new.reporter.clone(),
+            reporter_name: new.reporter_name.clone(),
+            channel: new.channel,
+            chat_type: new.chat_type,
+            chat_id: new.chat_id.clone(),
+            customer_id: new.customer_id.clone(),
+            system: new.system.clone(),
+            description: new.description.clone(),
+            screenshots: new.screenshots.clone(),
+            status: Status::New,
+            category: None,
+            priority: Priority::P3,
+            assignee: None,
+            created_at: now,
+            updated_at: now,
+            first_response_at: None,
+            resolved_at: None,
+            closed_at: None,
+            rating: None,
+            paused_ms: 0,
+            paused_since: None,
+        };
+        tx.insert(&self.numbers, &number, &id)?;
+        tx.insert(&self.by_reporter, &(t.reporter.clone(), id), &())?;
+        self.put_in(tx, None, &t)?;
+        self.event_in(tx, id, now, Actor::Reporter(t.reporter.clone()), EventKind::Created)?;
+        let mut confirm = notify::filed(&t);
+        if new.confirm_group {
+            confirm = format!("<@{}> {confirm}", t.reporter);
+        }
+        let confirm = if matches!(new.confirm_to, Destination::BotResponse { .. }) {
+            Message::Markdown { content: confirm }
+        } else {
+            Message::text(confirm)
+        };
+        let origin = format!("ticket/{number}");
+        self.outbox.stage(tx, &new.confirm_to, confirm, &origin)?;
+        self.outbox.stage(
+            tx,
+            &Destination::Robot,
+            Message::Markdown {
+                content: notify::robot_new(&t, &self.link(&number)),
+            },
+            &origin,
+        )?;
+        Ok(t)
+    }
+
+    /// Change the status (validated), with its event, the agent's notice, and for 已解决 the
+    /// rating request (text, plus a card as an extra).
+    pub fn change_status_in<E: From<TicketError>>(
+        &self,
+        tx: &Tx<'_>,
+        id: u64,
+        actor: &Actor,
+        to: Status,
+        reason: &str,
+        now: i64,
+    ) -> Result<Ticket, Abort<E>> {
+        let mut t = self.load_in::<E>(tx, id)?;
+        let from = t.status;
+        if from == Status::Closed {
+            return Err(abort(E::from(TicketError::Closed)));
+        }
+        if !from.can_become(to) {
+            return Err(abort(E::from(TicketError::IllegalTransition { from, to })));
+        }
+        if to == Status::Resolved && t.category.is_none() {
+            return Err(abort(E::from(TicketError::CategoryRequired)));
+        }
+        // The SLA clock pauses while waiting for the agent.
+        if from == Status::NeedInfo
+            && let Some(since) = t.paused_since.take()
+        {
+            t.paused_ms += (now - since).max(0);
+        }
+        if to == Status::NeedInfo {
+            t.paused_since = Some(now);
+        }
+        t.status = to;
+        t.updated_at = now;
+        match to {
+            Status::Resolved => {
+                t.resolved_at = Some(now);
+                t.rating = None;
+            }
+            Status::Closed => t.closed_at = Some(now),
+            Status::InProgress if from == Status::Resolved => t.resolved_at = None,
+            _ => {}
+        }
+        if matches!(actor, Actor::Handler(_)) && t.first_response_at.is_none() {
+            t.first_response_at = Some(now);
+        }
+        self.put_in(tx, Some(from), &t)?;
+        let seq = self.event_in(
+            tx,
+            id,
+            now,
+            actor.clone(),
+            EventKind::Status {
+                from,
+                to,
+                reason: reason.trim().to_owned(),
+            },
+        )?;
+        let origin = format!("ticket/{}", t.number);
+        let dest = Self::to_member(&t);
+        // The agent's own actions (rating, supplements) are not echoed back as notices.
+        if !matches!(actor, Actor::Reporter(_)) {
+            self.outbox
+                .stage(tx, &dest, Message::text(notify::status_changed(&t, from, to, reason)), &origin)?;
+            if to == Status::Resolved {
+                let task_id = format!("rate-{}-{seq}", t.id);
+                self.outbox.stage(
+                    tx,
+                    &dest,
+                    Message::TemplateCard {
+                        card: notify::rating_card(&t, &task_id),
+                    },
+                    &origin,
+                )?;
+            }
+        }
+        Ok(t)
+    }
+
+    /// A handler's reply: event, push to the agent. A reply to a 待处理 ticket starts it.
+    pub fn reply_in<E: From<TicketError>>(
+        &self,
+        tx: &Tx<'_>,
+        id: u64,
+        handler: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<(Ticket, Vec<u64>), Abort<E>> {
+        let text = validate_text(text).map_err(|e| abort(E::from(e)))?;
+        let mut t = self.load_in::<E>(tx, id)?;
+        if t.status == Status::Closed {
+            return Err(abort(E::from(TicketError::Closed)));
+        }
+        let actor = Actor::Handler(handler.to_owned());
+        if t.status == Status::New {
+            t = self.change_status_in::<E>(tx, id, &actor, Status::InProgress, "", now)?;
+        }
+        t.updated_at = now;
+        t.first_response_at.get_or_insert(now);
+        self.put_in(tx, Some(t.status), &t)?;
+        let jobs = self.outbox.stage(
+            tx,
+            &Self::to_member(&t),
+            Message::text(notify::handler_reply(&t, &text)),
+            &format!("ticket/{}", t.number),
+        )?;
+        self.event_in(tx, id, now, actor, EventKind::Reply { text, jobs: jobs.clone() })?;
+        Ok((t, jobs))
+    }
+
+    /// What the agent adds to their ticket (text and/or screenshots). A ticket waiting for
+    /// information goes back to 处理中 and the handlers are told.
+    pub fn supplement_in<E: From<TicketError>>(
+        &self,
+        tx: &Tx<'_>,
+        id: u64,
+        userid: &str,
+        text: &str,
+        images: &[String],
+        now: i64,
+    ) -> Result<Ticket, Abort<E>> {
+        let mut t = self.load_in::<E>(tx, id)?;
+        if t.reporter != userid {
+            return Err(abort(E::from(TicketError::NotOwner)));
+        }
+        if t.status == Status::Closed {
+            return Err(abort(E::from(TicketError::Closed)));
+        }
+        if text.trim().is_empty() && images.is_empty() {
+            return Err(abort(E::from(TicketError::Empty)));
+        }
+        let actor = Actor::Reporter(userid.to_owned());
+        self.event_in(
+            tx,
+            id,
+            now,
+            actor.clone(),
+            EventKind::AgentMessage {
+                text: text.trim().to_owned(),
+                images: images.to_vec(),
+            },
+        )?;
+        for h in images {
+            if !t.screenshots.contains(h) {
+                t.screenshots.push(h.clone());
+            }
+        }
+        t.updated_at = now;
+        self.put_in(tx, Some(t.status), &t)?;
+        if t.status == Status::NeedInfo {
+            t = self.change_status_in::<E>(tx, id, &actor, Status::InProgress, "报告人已补充信息", now)?;
+            // change_status_in reloads the ticket: carry the screenshots over.
+            for h in images {
+                if !t.screenshots.contains(h) {
+                    t.screenshots.push(h.clone());
+                }
+            }
+            self.put_in(tx, Some(t.status), &t)?;
+            self.outbox.stage(
+                tx,
+                &Destination::Robot,
+                Message::Markdown {
+                    content: notify::robot_supplemented(&t, &self.link(&t.number)),
+                },
+                &format!("ticket/{}", t.number),
+            )?;
+        }
+        Ok(t)
+    }
+
+    /// The agent's rating after 已解决: solved closes the ticket; unsolved reopens it and
+    /// tells the handlers.
+    pub fn rate_in<E: From<TicketError>>(
+        &self,
+        tx: &Tx<'_>,
+        id: u64,
+        userid: &str,
+        solved: bool,
+        score: Option<u8>,
+        now: i64,
+    ) -> Result<Ticket, Abort<E>> {
+        let mut t = self.load_in::<E>(tx, id)?;
+        if t.reporter != userid {
+            return Err(abort(E::from(TicketError::NotOwner)));
+        }
+        if t.status != Status::Resolved {
+            return Err(abort(E::from(TicketError::IllegalTransition {
+                from: t.status,
+                to: if solved { Status::Closed } else { Status::InProgress },
+            })));
+        }
+        let actor = Actor::Reporter(userid.to_owned());
+        t.rating = Some(Rating { solved, score, at: now });
+        t.updated_at = now;
+        self.put_in(tx, Some(t.status), &t)?;
+        self.event_in(tx, id, now, actor.clone(), EventKind::Rated { solved, score })?;
+        let to = if solved { Status::Closed } else { Status::InProgress };
+        let reason = if solved { "报告人确认已解决" } else { "报告人反馈未解决" };
+        let mut t = self.change_status_in::<E>(tx, id, &actor, to, reason, now)?;
+        // Keep the rating on the reopened ticket's record of what happened.
+        t.rating = Some(Rating { solved, score, at: now });
+        self.put_in(tx, Some(t.status), &t)?;
+        if !solved {
+            self.outbox.stage(
+                tx,
+                &Destination::Robot,
+                Message::Markdown {
+                    content: notify::robot_reopened(&t, &self.link(&t.number)),
+                },
+                &format!("ticket/{}", t.number),
+            )?;
+        }
+        Ok(t)
+    }
+
+    // --- the service API (one call, one transaction) ----------------------------------------
+
+    fn run<R>(&self, id: u64, f: impl Fn(&Tx<'_>) -> Result<R, Abort<TicketError>>) -> Result<R, TicketError> {
+        let r = self
+            .store
+            .transaction(&self.trees(), f)
+            .map_err(|e| match e {
+                TxError::Abort(e) => e,
+                TxError::Store(e) => TicketError::from(e),
+            })?;
+        self.changed(id);
+        Ok(r)
+    }
+
+    fn id_of(&self, number: &str) -> Result<u64, TicketError> {
+        Ok(self.by_number(number)?.ok_or(TicketError::NotFound)?.id)
+    }
+
+    pub fn reply(&self, number: &str, handler: &str, text: &str) -> Result<(Ticket, Vec<u64>), TicketError> {
+        let id = self.id_of(number)?;
+        let now = crate::util::unix_millis();
+        self.run(id, |tx| self.reply_in(tx, id, handler, text, now))
+    }
+
+    pub fn note(&self, number: &str, handler: &str, text: &str) -> Result<Ticket, TicketError> {
+        let text = validate_text(text)?;
+        let id = self.id_of(number)?;
+        let now = crate::util::unix_millis();
+        self.run(id, |tx| {
+            let mut t = self.load_in::<TicketError>(tx, id)?;
+            t.updated_at = now;
+            self.put_in(tx, Some(t.status), &t)?;
+            self.event_in(tx, id, now, Actor::Handler(handler.to_owned()), EventKind::Note { text: text.clone() })?;
+            Ok(t)
+        })
+    }
+
+    pub fn change_status(&self, number: &str, handler: &str, to: Status, reason: &str) -> Result<Ticket, TicketError> {
+        let id = self.id_of(number)?;
+        let now = crate::util::unix_millis();
+        let actor = Actor::Handler(handler.to_owned());
+        self.run(id, |tx| self.change_status_in(tx, id, &actor, to, reason, now))
+    }
+
+    /// Assign to `assignee` (a console user) or unassign with `None`.
+    pub fn assign(&self, number: &str, handler: &str, assignee: Option<&str>) -> Result<Ticket, TicketError> {
+        let id = self.id_of(number)?;
+        let now = crate::util::unix_millis();
+        let assignee = assignee.map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned);
+        self.run(id, |tx| {
+            let mut t = self.load_in::<TicketError>(tx, id)?;
+            if t.status == Status::Closed {
+                return Err(abort(TicketError::Closed));
+            }
+            t.assignee = assignee.clone();
+            t.updated_at = now;
+            self.put_in(tx, Some(t.status), &t)?;
+            self.event_in(tx, id, now, Actor::Handler(handler.to_owned()), EventKind::Assigned { to: assignee.clone() })?;
+            Ok(t)
+        })
+    }
+
+    pub fn set_category(&self, number: &str, handler: &str, category: Category) -> Result<Ticket, TicketError> {
+        let id = self.id_of(number)?;
+        let now = crate::util::unix_millis();
+        self.run(id, |tx| {
+            let mut t = self.load_in::<TicketError>(tx, id)?;
+            t.category = Some(category);
+            t.updated_at = now;
+            self.put_in(tx, Some(t.status), &t)?;
+            self.event_in(tx, id, now, Actor::Handler(handler.to_owned()), EventKind::CategorySet { category })?;
+            Ok(t)
+        })
+    }
+
+    pub fn set_priority(&self, number: &str, handler: &str, priority: Priority) -> Result<Ticket, TicketError> {
+        let id = self.id_of(number)?;
+        let now = crate::util::unix_millis();
+        self.run(id, |tx| {
+            let mut t = self.load_in::<TicketError>(tx, id)?;
+            if t.status == Status::Closed {
+                return Err(abort(TicketError::Closed));
+            }
+            t.priority = priority;
+            t.updated_at = now;
+            self.put_in(tx, Some(t.status), &t)?;
+            self.event_in(tx, id, now, Actor::Handler(handler.to_owned()), EventKind::PrioritySet { priority })?;
+            Ok(t)
+        })
+    }
+
+    /// Flush and confirm durability of whatever was written (for callers that must).
+    pub async fn durable(&self) -> store::Result<()> {
+        self.store.durable().await
+    }
+}
