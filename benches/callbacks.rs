@@ -1,16 +1,23 @@
 //! Callback acknowledgement benchmark: `cargo bench --bench callbacks`.
 //!
-//! Starts the real gateway in this process (built-in simulator as WeCom, workers running,
-//! every ack after a durable group flush) and, on another port of the same runtime, a no-op
-//! axum handler as the baseline. For 1, 16 and 64 concurrent keep-alive clients it sends
-//! pre-built, signed and encrypted app callbacks (unique MsgIds) and prints acks/s and
-//! p50/p99 latency for both, and the ratio. Finally the RSS of the process after all
-//! callbacks (100k by default; `BENCH_TOTAL` overrides).
+//! Runs, in this one process, a no-op axum handler (the baseline) and the real gateway: every
+//! request is a pre-built, signed and encrypted app callback with a unique MsgId, verified,
+//! decrypted, parsed and stored durably (fsync shared by a group commit) before its 200.
+//! The gateway is measured twice:
+//! - **full system**: the conversation and outbox workers run as in production, processing
+//!   every message and replying through the built-in simulator while the load runs;
+//! - **ingest only**: a second instance with the workers off, to show the callback path's own
+//!   ceiling.
+//!
+//! For 1, 16 and 64 concurrent keep-alive clients it prints acks/s, p50/p99 latency, the
+//! ratio to the baseline and the group-commit batch sizes; then the RSS after all callbacks
+//! (100k to the full system by default; `BENCH_TOTAL` overrides).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use wecom_helpdesk::app::{ServeOptions, Services};
 use wecom_helpdesk::config::Config;
 use wecom_helpdesk::wecom::{self, Channel, ChatType, Content, Inbound, MsgCrypt};
 
@@ -78,6 +85,133 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+struct Gateway {
+    addr: std::net::SocketAddr,
+    services: Arc<Services>,
+    trigger: wecom_helpdesk::shutdown::Trigger,
+    handle: tokio::task::JoinHandle<wecom_helpdesk::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(workers: bool, http: &reqwest::Client) -> Gateway {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("config.toml")).expect("config.toml");
+    let env = vec![
+        (
+            "HELPDESK__STORAGE__DATA_DIR".to_owned(),
+            dir.path().display().to_string(),
+        ),
+        (
+            "HELPDESK__SERVER__LISTEN".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ),
+    ];
+    let cfg = Config::from_sources(&root.join("config.toml"), &text, &env).expect("config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (trigger, sd) = wecom_helpdesk::shutdown::channel();
+    let services = Arc::new(
+        Services::build(
+            Arc::new(cfg.clone()),
+            cfg.api_base(addr),
+            cfg.public_url(addr),
+        )
+        .expect("services"),
+    );
+    let handle = tokio::spawn(wecom_helpdesk::app::serve_with(
+        services.clone(),
+        listener,
+        sd,
+        ServeOptions { workers },
+    ));
+    for _ in 0..200 {
+        if http
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Gateway {
+        addr,
+        services,
+        trigger,
+        handle,
+        _dir: dir,
+    }
+}
+
+/// Pre-built callbacks (crypto cost stays out of the timed loop).
+fn build(cfg: &Config, msg_no: &mut u64, n: usize, base: &str) -> Arc<Vec<(String, String)>> {
+    let w = &cfg.wecom;
+    let crypt = MsgCrypt::new(
+        w.app.token.expose(),
+        w.app.encoding_aes_key.expose(),
+        &w.corp_id,
+    )
+    .expect("key");
+    let members = ["zhangsan", "lisi", "wangwu", "zhaoliu"];
+    let ts = wecom_helpdesk::util::unix_now().to_string();
+    Arc::new(
+        (0..n)
+            .map(|i| {
+                *msg_no += 1;
+                let sender = members[i % members.len()];
+                let m = Inbound {
+                    channel: Channel::App,
+                    chat_type: ChatType::Single,
+                    chat_id: sender.into(),
+                    sender: sender.into(),
+                    msg_id: format!("msg/{}/{msg_no}", w.agent_id),
+                    create_time: ts.parse().unwrap_or(0),
+                    content: Content::Text {
+                        text: "帮助".into(),
+                    },
+                    quote: None,
+                    response_url: None,
+                };
+                let enc = crypt.encrypt(&wecom::app::message_xml(&w.corp_id, w.agent_id, &m));
+                let sig = crypt.sign(&ts, "12345", &enc);
+                (
+                    format!(
+                        "{base}/wecom/app/callback?msg_signature={sig}&timestamp={ts}&nonce=12345"
+                    ),
+                    wecom::app::envelope(&w.corp_id, w.agent_id, &enc),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn row(
+    label: &str,
+    clients: usize,
+    r: &Run,
+    base: &Run,
+    g: &Gateway,
+    before: wecom_helpdesk::inbox::WriterStats,
+) {
+    let after = g.services.inbox.writer_stats();
+    let batches = (after.batches - before.batches).max(1);
+    println!(
+        "{label:<13} {clients:>4} | {:>9.0} {:>8.2} {:>8.2} | {:>9.0} {:>8.2} {:>8.2} | {:>5.0}% | {:>6.1}",
+        r.acks_per_sec,
+        r.p50.as_secs_f64() * 1e3,
+        r.p99.as_secs_f64() * 1e3,
+        base.acks_per_sec,
+        base.p50.as_secs_f64() * 1e3,
+        base.p99.as_secs_f64() * 1e3,
+        100.0 * r.acks_per_sec / base.acks_per_sec,
+        (after.messages - before.messages) as f64 / batches as f64,
+    );
+}
+
 fn main() {
     let total: usize = std::env::var("BENCH_TOTAL")
         .ok()
@@ -88,104 +222,64 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(root.join("config.toml")).expect("config.toml");
-        let env = vec![
-            ("HELPDESK__STORAGE__DATA_DIR".to_owned(), dir.path().display().to_string()),
-            ("HELPDESK__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ];
-        let cfg = Config::from_sources(&root.join("config.toml"), &text, &env).expect("config");
-
-        // The gateway.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (trigger, sd) = wecom_helpdesk::shutdown::channel();
-        let services = Arc::new(
-            wecom_helpdesk::app::Services::build(Arc::new(cfg.clone()), cfg.api_base(addr)).expect("services"),
-        );
-        let gateway = tokio::spawn(wecom_helpdesk::app::serve(services.clone(), listener, sd));
-        let http = reqwest::Client::builder().pool_max_idle_per_host(128).build().expect("client");
-        for _ in 0..200 {
-            if http.get(format!("http://{addr}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-
-        // The baseline: a no-op handler on the same runtime.
-        let noop = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(128)
+            .build()
+            .expect("client");
+        let noop = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let noop_addr = noop.local_addr().expect("addr");
-        let app = axum::Router::new().route("/wecom/app/callback", axum::routing::post(|| async { "" }));
+        let app =
+            axum::Router::new().route("/wecom/app/callback", axum::routing::post(|| async { "" }));
         tokio::spawn(async move { axum::serve(noop, app).await });
 
-        // Pre-built callbacks (crypto cost stays out of the timed loop).
-        let w = &cfg.wecom;
-        let crypt = MsgCrypt::new(w.app.token.expose(), w.app.encoding_aes_key.expose(), &w.corp_id).expect("key");
-        let members = ["zhangsan", "lisi", "wangwu", "zhaoliu"];
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("config.toml")).expect("config.toml");
+        let cfg = Config::from_sources(&root.join("config.toml"), &text, &[]).expect("config");
         let mut msg_no = 5_000_000_000u64;
-        let mut build = |n: usize, base: &str| -> Arc<Vec<(String, String)>> {
-            let ts = wecom_helpdesk::util::unix_now().to_string();
-            Arc::new(
-                (0..n)
-                    .map(|i| {
-                        msg_no += 1;
-                        let sender = members[i % members.len()];
-                        let m = Inbound {
-                            channel: Channel::App,
-                            chat_type: ChatType::Single,
-                            chat_id: sender.into(),
-                            sender: sender.into(),
-                            msg_id: format!("msg/{}/{msg_no}", w.agent_id),
-                            create_time: ts.parse().unwrap_or(0),
-                            content: Content::Text { text: "帮助".into() },
-                            quote: None,
-                            response_url: None,
-                        };
-                        let enc = crypt.encrypt(&wecom::app::message_xml(&w.corp_id, w.agent_id, &m));
-                        let sig = crypt.sign(&ts, "12345", &enc);
-                        (
-                            format!("{base}/wecom/app/callback?msg_signature={sig}&timestamp={ts}&nonce=12345"),
-                            wecom::app::envelope(&w.corp_id, w.agent_id, &enc),
-                        )
-                    })
-                    .collect(),
-            )
-        };
-
         let levels = [1usize, 16, 64];
         let share = total / levels.len();
-        println!("callback acknowledgement benchmark: {total} callbacks to the gateway (durable), the same count to a no-op baseline");
-        println!("{:>8} | {:>12} {:>9} {:>9} | {:>12} {:>9} {:>9} | {:>7}", "clients", "gateway/s", "p50 ms", "p99 ms", "no-op/s", "p50 ms", "p99 ms", "ratio");
-        for &clients in &levels {
-            let n = share.max(clients * 10);
-            let noop_reqs = build(n, &format!("http://{noop_addr}"));
-            let base = drive(&http, noop_reqs, clients).await;
-            let reqs = build(n, &format!("http://{addr}"));
-            let before = services.inbox.writer_stats();
-            let gw = drive(&http, reqs, clients).await;
-            let after = services.inbox.writer_stats();
-            let batches = (after.batches - before.batches).max(1);
-            println!(
-                "{clients:>8} | {:>12.0} {:>9.2} {:>9.2} | {:>12.0} {:>9.2} {:>9.2} | {:>6.0}%",
-                gw.acks_per_sec,
-                gw.p50.as_secs_f64() * 1e3,
-                gw.p99.as_secs_f64() * 1e3,
-                base.acks_per_sec,
-                base.p50.as_secs_f64() * 1e3,
-                base.p99.as_secs_f64() * 1e3,
-                100.0 * gw.acks_per_sec / base.acks_per_sec
-            );
-            println!(
-                "         group commit: {} batches, {:.1} callbacks per fsync, commit {:.2} ms + flush {:.2} ms per batch",
-                batches,
-                (after.messages - before.messages) as f64 / batches as f64,
-                (after.commit_nanos - before.commit_nanos) as f64 / batches as f64 / 1e6,
-                (after.flush_nanos - before.flush_nanos) as f64 / batches as f64 / 1e6
-            );
+
+        println!(
+            "callback acknowledgement benchmark (2-core machine; same process, loopback HTTP)"
+        );
+        println!(
+            "{:<13} {:>4} | {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>6} | {:>6}",
+            "gateway",
+            "cli",
+            "acks/s",
+            "p50 ms",
+            "p99 ms",
+            "no-op/s",
+            "p50 ms",
+            "p99 ms",
+            "ratio",
+            "per fsync"
+        );
+        for (label, workers) in [("ingest only", false), ("full system", true)] {
+            let g = start(workers, &http).await;
+            for &clients in &levels {
+                let n = share.max(clients * 10);
+                let base = drive(
+                    &http,
+                    build(&cfg, &mut msg_no, n, &format!("http://{noop_addr}")),
+                    clients,
+                )
+                .await;
+                let reqs = build(&cfg, &mut msg_no, n, &format!("http://{}", g.addr));
+                let before = g.services.inbox.writer_stats();
+                let r = drive(&http, reqs, clients).await;
+                row(label, clients, &r, &base, &g, before);
+            }
+            if workers {
+                println!(
+                    "RSS after {total} callbacks through the full system: {:.0} MiB",
+                    rss_mib()
+                );
+            }
+            g.trigger.trigger();
+            let _ = tokio::time::timeout(Duration::from_secs(30), g.handle).await;
         }
-        println!("RSS after {total} callbacks: {:.0} MiB", rss_mib());
-        trigger.trigger();
-        let _ = tokio::time::timeout(Duration::from_secs(30), gateway).await;
     });
 }

@@ -10,12 +10,16 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, loopback_for};
-use crate::conversation::{Engine, Worker};
+use crate::conversation::media::Fetcher;
+use crate::conversation::session::Sessions;
+use crate::conversation::{Engine, EngineSettings, Worker};
 use crate::http::{self, AppState};
 use crate::inbox::Inbox;
 use crate::outbox::{Deliverer, Outbox};
+use crate::script::Scripts;
 use crate::shutdown::{Shutdown, supervise};
 use crate::store::Store;
+use crate::tickets::{TicketSettings, Tickets};
 use crate::wecom::MsgCrypt;
 use crate::wecom::client::{Client, ClientConfig};
 
@@ -25,16 +29,34 @@ pub struct Services {
     pub store: Store,
     pub inbox: Inbox,
     pub outbox: Outbox,
+    pub tickets: Tickets,
+    pub scripts: Arc<Scripts>,
     pub client: Arc<Client>,
     pub engine: Arc<Engine>,
 }
 
 impl Services {
-    /// Open the store and build the services. `api_base` is the resolved WeCom API base.
-    pub fn build(cfg: Arc<Config>, api_base: String) -> crate::Result<Services> {
+    /// Open the store and build the services. `api_base` is the resolved WeCom API base and
+    /// `public_url` the base of console links.
+    pub fn build(
+        cfg: Arc<Config>,
+        api_base: String,
+        public_url: String,
+    ) -> crate::Result<Services> {
+        let scripts = Arc::new(Scripts::load(&cfg.paths.scripts_dir)?);
         let store = Store::open(&cfg.storage.data_dir, cfg.storage.cache_capacity_bytes)?;
         let inbox = Inbox::open(&store)?;
         let outbox = Outbox::open(&store)?;
+        let tickets = Tickets::open(
+            &store,
+            outbox.clone(),
+            TicketSettings {
+                prefix: cfg.tickets.number_prefix.clone(),
+                utc_offset: cfg.utc_offset(),
+                public_url,
+            },
+        )?;
+        let sessions = Sessions::open(&store)?;
         let client = Arc::new(Client::new(ClientConfig {
             api_base,
             corp_id: cfg.wecom.corp_id.clone(),
@@ -43,12 +65,38 @@ impl Services {
             robot_webhook_key: cfg.wecom.robot_webhook_key.clone(),
             timeout: cfg.outbox.http_timeout,
         })?);
-        let engine = Arc::new(Engine::new(store.clone(), inbox.clone(), outbox.clone()));
+        let fetcher = Fetcher {
+            max_bytes: cfg.tickets.max_image_bytes,
+            bot_key: *MsgCrypt::new(
+                cfg.wecom.bot.token.expose(),
+                cfg.wecom.bot.encoding_aes_key.expose(),
+                "",
+            )?
+            .aes_key(),
+        };
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            inbox.clone(),
+            outbox.clone(),
+            sessions,
+            tickets.clone(),
+            scripts.clone(),
+            client.clone(),
+            fetcher,
+            EngineSettings {
+                idle_timeout: cfg.conversation.idle_timeout,
+                burst_window: cfg.conversation.burst_window,
+                customer_no: cfg.tickets.customer_no_pattern.clone(),
+                utc_offset: cfg.utc_offset(),
+            },
+        ));
         Ok(Services {
             cfg,
             store,
             inbox,
             outbox,
+            tickets,
+            scripts,
             client,
             engine,
         })
@@ -59,8 +107,27 @@ impl Services {
 pub async fn run(cfg: Config, listener: TcpListener, shutdown: Shutdown) -> crate::Result<()> {
     let bound = listener.local_addr()?;
     let cfg = Arc::new(cfg);
-    let services = Arc::new(Services::build(cfg.clone(), cfg.api_base(bound))?);
+    let services = Arc::new(Services::build(
+        cfg.clone(),
+        cfg.api_base(bound),
+        cfg.public_url(bound),
+    )?);
     serve(services, listener, shutdown).await
+}
+
+/// How [`serve`] runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Run the background workers (conversation, outbox, sweepers). Off only to measure the
+    /// callback path alone: messages are then stored and acknowledged but not processed
+    /// until a later start.
+    pub workers: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions { workers: true }
+    }
 }
 
 /// Serve already-built services on `listener` until `shutdown` (benchmarks keep a handle on
@@ -69,6 +136,16 @@ pub async fn serve(
     services: Arc<Services>,
     listener: TcpListener,
     shutdown: Shutdown,
+) -> crate::Result<()> {
+    serve_with(services, listener, shutdown, ServeOptions::default()).await
+}
+
+/// [`serve`] with explicit options.
+pub async fn serve_with(
+    services: Arc<Services>,
+    listener: TcpListener,
+    shutdown: Shutdown,
+    options: ServeOptions,
 ) -> crate::Result<()> {
     let bound = listener.local_addr()?;
     let cfg = services.cfg.clone();
@@ -101,7 +178,12 @@ pub async fn serve(
         router = router.nest("/sim", crate::sim::router(sim));
     }
 
-    let workers = spawn_workers(&services, &shutdown);
+    let workers = if options.workers {
+        spawn_workers(&services, &shutdown)
+    } else {
+        tracing::warn!("background workers are off: messages are stored but not processed");
+        Vec::new()
+    };
     ready.store(true, Ordering::Release);
     announce(&cfg, bound, &api_base);
 
@@ -153,6 +235,27 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<tokio::task::JoinHand
                     tokio::select! {
                         () = sd.wait() => return Ok(()),
                         () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    }
+                }
+            }
+        }));
+    }
+    {
+        let (scripts, sd) = (s.scripts.clone(), shutdown.clone());
+        handles.push(supervise("script-reloader", shutdown.clone(), move || {
+            let (scripts, mut sd) = (scripts.clone(), sd.clone());
+            async move {
+                loop {
+                    match scripts.reload_if_changed() {
+                        Ok(true) => tracing::info!("intake scripts reloaded"),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::error!("intake scripts rejected; the running set stays:\n{e}")
+                        }
+                    }
+                    tokio::select! {
+                        () = sd.wait() => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
                     }
                 }
             }

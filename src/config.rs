@@ -283,14 +283,14 @@ impl Default for RawTickets {
 #[derive(Debug, Deserialize)]
 #[serde(default)]
 struct RawConversation {
-    idle_timeout_mins: u64,
+    idle_timeout_secs: u64,
     burst_window_secs: u64,
 }
 
 impl Default for RawConversation {
     fn default() -> Self {
         RawConversation {
-            idle_timeout_mins: 30,
+            idle_timeout_secs: 1800,
             burst_window_secs: 120,
         }
     }
@@ -633,9 +633,9 @@ impl Config {
                 "thresholds must lie in 0..=1 with suggest_threshold <= answer_threshold",
             ));
         }
-        if raw.conversation.idle_timeout_mins == 0 {
+        if raw.conversation.idle_timeout_secs == 0 {
             return Err(ConfigError::invalid(
-                "conversation.idle_timeout_mins",
+                "conversation.idle_timeout_secs",
                 "must be at least 1",
             ));
         }
@@ -705,7 +705,7 @@ impl Config {
                 max_image_bytes: usize::try_from(raw.tickets.max_image_bytes).unwrap_or(usize::MAX),
             },
             conversation: ConversationConfig {
-                idle_timeout: Duration::from_secs(raw.conversation.idle_timeout_mins * 60),
+                idle_timeout: Duration::from_secs(raw.conversation.idle_timeout_secs),
                 burst_window: Duration::from_secs(raw.conversation.burst_window_secs),
             },
             faq: FaqConfig {

@@ -15,6 +15,8 @@ pub enum Error {
     Client(#[from] ClientError),
     #[error(transparent)]
     Crypto(#[from] crate::wecom::CryptoError),
+    #[error("invalid intake scripts:\n{0}")]
+    Scripts(#[from] crate::script::Errors),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -1,33 +1,37 @@
 //! The durable inbox: every verified inbound message, stored before WeCom gets its 200.
 //!
 //! Trees (declared here only):
-//! - `inbox`: `u64 seq` → [`InboxItem`]. Holds exactly the messages not yet processed; the
-//!   conversation worker removes an item in the same transaction as the effects of
-//!   processing it, so a crash either keeps the item (it is processed again after restart)
-//!   or keeps its effects, never half of each.
-//! - `inbox_dedupe`: `String dedupe key` → `i64` unix seconds first seen. A retried callback
-//!   finds its key and is acknowledged without being stored again. Swept after
-//!   `storage.dedupe_ttl` (WeCom retries within ~15 s; the default keeps keys for days).
-//! - `inbox_dead`: `u64 seq` → [`InboxItem`]: items that failed processing repeatedly, kept
-//!   for an operator instead of blocking the queue.
+//! - `inbox`: `String dedupe key` → [`Entry`]. One key per message: storing a message is a
+//!   single atomic compare-and-swap from "absent", and a key that is already present *is*
+//!   the duplicate — a retried callback is recognised by the same write that would store
+//!   it. The entry holds the message until it is processed; the conversation worker then
+//!   marks it done (dropping the payload) in the same transaction as the effects of
+//!   processing it, so a crash keeps either the pending message or its effects, never half
+//!   of each. Done entries stay as dedupe keys until swept after `storage.dedupe_ttl`.
+//! - `inbox_dead`: `u64 seq` → [`InboxItem`]: messages that failed processing repeatedly,
+//!   kept for an operator instead of blocking the queue.
+//!
+//! The arrival order (a `seq` from the database's id generator) is kept in memory and rebuilt
+//! from the tree at start, so the worker resumes exactly the unprocessed messages.
 //!
 //! [`Inbox::accept`] is the whole callback-side cost. It hands the message to the inbox's
-//! single writer thread and waits: the writer drains every message waiting at that moment,
-//! checks and inserts them all in **one** transaction, runs **one** flush (fsync) and answers
-//! them all. Async workers never block in sled on the callback path, and the cost of an fsync
-//! is shared by every callback that arrived while the previous one ran (group commit).
+//! writer thread and waits: the writer takes every message waiting at that moment, stores
+//! each with its compare-and-swap, runs **one** flush (fsync) for all of them and answers
+//! them all. No transaction, and so no process-wide sled transaction lock, is taken on the
+//! callback path; async workers never block in sled there.
 
-use std::convert::Infallible;
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::store::{self, Record, Store, Tree, Tx, TxError, TxFail};
+use crate::store::{self, Record, Store, Tree, Tx, TxFail};
 use crate::wecom::Inbound;
 
+/// A message waiting to be processed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InboxItem {
     pub inbound: Inbound,
@@ -40,6 +44,23 @@ pub struct InboxItem {
 
 impl Record for InboxItem {}
 
+/// The record under a dedupe key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    /// Arrival order.
+    pub seq: u64,
+    /// Unix ms when first stored.
+    pub received_at: i64,
+    /// The message while unprocessed; `None` once done.
+    #[serde(default)]
+    pub item: Option<InboxItem>,
+    /// Unix ms when processed (or dead-lettered).
+    #[serde(default)]
+    pub done_at: Option<i64>,
+}
+
+impl Record for Entry {}
+
 /// Outcome of [`Inbox::accept`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
@@ -49,7 +70,7 @@ pub enum Accepted {
     Duplicate,
 }
 
-/// Messages the writer takes per transaction at most.
+/// Messages the writer takes per flush at most.
 const MAX_BATCH: usize = 1024;
 
 struct Request {
@@ -66,6 +87,15 @@ struct Writer {
     stats: Arc<WriterCounters>,
 }
 
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct WriterCounters {
     batches: AtomicU64,
@@ -79,25 +109,21 @@ struct WriterCounters {
 pub struct WriterStats {
     pub batches: u64,
     pub messages: u64,
+    /// Time spent storing messages (compare-and-swap per message).
     pub commit_nanos: u64,
+    /// Time spent in the shared flush.
     pub flush_nanos: u64,
 }
 
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.tx.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+/// Unprocessed messages in arrival order: `seq` → dedupe key.
+type Queue = Mutex<BTreeMap<u64, String>>;
 
 #[derive(Clone)]
 pub struct Inbox {
     store: Store,
-    items: Tree<u64, InboxItem>,
-    dedupe: Tree<String, i64>,
+    entries: Tree<String, Entry>,
     dead: Tree<u64, InboxItem>,
+    queue: Arc<Queue>,
     notify: Arc<Notify>,
     writer: Arc<Writer>,
 }
@@ -109,29 +135,43 @@ impl std::fmt::Debug for Inbox {
 }
 
 impl Inbox {
+    /// Open the inbox and rebuild the queue of unprocessed messages.
     pub fn open(store: &Store) -> store::Result<Inbox> {
-        let items: Tree<u64, InboxItem> = store.tree("inbox")?;
-        let dedupe: Tree<String, i64> = store.tree("inbox_dedupe")?;
+        let entries: Tree<String, Entry> = store.tree("inbox")?;
+        let mut pending = BTreeMap::new();
+        for entry in entries.iter() {
+            let (key, e) = entry?;
+            if e.item.is_some() {
+                pending.insert(e.seq, key);
+            }
+        }
+        if !pending.is_empty() {
+            tracing::info!(
+                pending = pending.len(),
+                "resuming unprocessed inbox messages"
+            );
+        }
+        let queue = Arc::new(Mutex::new(pending));
         let notify = Arc::new(Notify::new());
         let (tx, rx) = mpsc::channel::<Request>(4 * MAX_BATCH);
         let stats = Arc::new(WriterCounters::default());
         let thread = {
-            let (store, items, dedupe, notify, stats) = (
+            let (store, entries, queue, notify, stats) = (
                 store.clone(),
-                items.clone(),
-                dedupe.clone(),
+                entries.clone(),
+                queue.clone(),
                 notify.clone(),
                 stats.clone(),
             );
             std::thread::Builder::new()
                 .name("inbox-writer".into())
-                .spawn(move || write_loop(rx, &store, &items, &dedupe, &notify, &stats))?
+                .spawn(move || write_loop(rx, &store, &entries, &queue, &notify, &stats))?
         };
         Ok(Inbox {
             store: store.clone(),
-            items,
-            dedupe,
+            entries,
             dead: store.tree("inbox_dead")?,
+            queue,
             notify,
             writer: Arc::new(Writer {
                 tx: Some(tx),
@@ -143,9 +183,9 @@ impl Inbox {
 
     /// Store `inbound` unless its dedupe key was seen, and return once it is on disk.
     ///
-    /// A duplicate is answered after the same flush: the first delivery may have been in the
-    /// very batch being written, and WeCom must not see a 200 for anything that could still
-    /// be lost.
+    /// A duplicate is answered after a flush too: the first delivery may have been stored by
+    /// a batch whose flush is still running, and WeCom must not see a 200 for anything that
+    /// could still be lost.
     pub async fn accept(&self, inbound: Inbound) -> store::Result<Accepted> {
         let (reply, answer) = oneshot::channel();
         let request = Request {
@@ -186,89 +226,126 @@ impl Inbox {
         self.notify.notified().await;
     }
 
-    /// Wake the worker (e.g. to retry after a failure).
-    pub fn wake(&self) {
-        self.notify.notify_one();
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, String>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Unprocessed items in arrival order, starting after `after` (exclusive).
-    pub fn pending_after(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> store::Result<Vec<(u64, InboxItem)>> {
-        let iter: Box<dyn Iterator<Item = store::Result<(u64, InboxItem)>>> = match after {
-            Some(a) => Box::new(
-                self.items
-                    .range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
-            ),
-            None => Box::new(self.items.iter()),
-        };
-        iter.take(limit).collect()
+    /// The oldest unprocessed messages, in arrival order.
+    pub fn pending(&self, limit: usize) -> store::Result<Vec<(u64, InboxItem)>> {
+        let heads: Vec<(u64, String)> = self
+            .lock_queue()
+            .iter()
+            .take(limit)
+            .map(|(s, k)| (*s, k.clone()))
+            .collect();
+        let mut out = Vec::with_capacity(heads.len());
+        for (seq, key) in heads {
+            match self.entries.get(&key)?.and_then(|e| e.item) {
+                Some(item) => out.push((seq, item)),
+                // Processed meanwhile (or swept): drop it from the queue.
+                None => {
+                    self.lock_queue().remove(&seq);
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub fn pending_count(&self) -> usize {
-        self.items.len()
+        self.lock_queue().len()
     }
 
-    /// The trees a processing transaction must include to call [`Inbox::complete`].
-    pub fn tree(&self) -> &Tree<u64, InboxItem> {
-        &self.items
+    /// The tree a processing transaction must include to call [`Inbox::complete`].
+    pub fn tree(&self) -> &Tree<String, Entry> {
+        &self.entries
     }
 
-    /// Mark `seq` processed, inside the transaction that applies its effects.
-    pub fn complete(&self, tx: &Tx<'_>, seq: u64) -> Result<(), TxFail> {
-        tx.remove(&self.items, &seq)
+    /// Mark `item` processed, inside the transaction that applies its effects. Call
+    /// [`Inbox::processed`] once that transaction committed.
+    pub fn complete(
+        &self,
+        tx: &Tx<'_>,
+        seq: u64,
+        item: &InboxItem,
+        now: i64,
+    ) -> Result<(), TxFail> {
+        tx.insert(
+            &self.entries,
+            &item.inbound.dedupe_key(),
+            &Entry {
+                seq,
+                received_at: item.received_at,
+                item: None,
+                done_at: Some(now),
+            },
+        )
     }
 
-    /// Record a failed processing attempt; after `max_failures` the item moves to the dead
-    /// letters. Returns true when it was moved.
+    /// Drop committed messages from the in-memory queue.
+    pub fn processed(&self, seqs: &[u64]) {
+        let mut q = self.lock_queue();
+        for s in seqs {
+            q.remove(s);
+        }
+    }
+
+    /// Record a failed processing attempt; after `max_failures` the message moves to the dead
+    /// letters (its key stays, so a late retry is still recognised). Returns true when moved.
     pub fn record_failure(&self, seq: u64, max_failures: u32) -> store::Result<bool> {
-        let Some(mut item) = self.items.get(&seq)? else {
+        let Some(key) = self.lock_queue().get(&seq).cloned() else {
+            return Ok(false);
+        };
+        let Some(mut entry) = self.entries.get(&key)? else {
+            return Ok(false);
+        };
+        let Some(mut item) = entry.item.take() else {
             return Ok(false);
         };
         item.failures += 1;
         if item.failures >= max_failures {
-            self.store
-                .transaction::<_, Infallible>(&[&self.items, &self.dead], |tx| {
-                    tx.remove(&self.items, &seq)?;
-                    tx.insert(&self.dead, &seq, &item)?;
-                    Ok(())
-                })
-                .map_err(TxError::into_store)?;
+            self.dead.insert(&seq, &item)?;
+            entry.done_at = Some(crate::util::unix_millis());
+            self.entries.insert(&key, &entry)?;
+            self.lock_queue().remove(&seq);
             Ok(true)
         } else {
-            self.items.insert(&seq, &item)?;
+            entry.item = Some(item);
+            self.entries.insert(&key, &entry)?;
             Ok(false)
         }
     }
 
-    /// Items that failed processing too often.
+    /// Messages that failed processing too often.
     pub fn dead_letters(&self) -> store::Result<Vec<(u64, InboxItem)>> {
         self.dead.iter().collect()
     }
 
-    /// Drop dedupe keys older than `ttl`. Returns how many were removed.
+    /// Drop done entries older than `ttl` (their dedupe keys expire). Returns how many.
     pub fn sweep_dedupe(&self, ttl: Duration) -> store::Result<usize> {
-        let cutoff = crate::util::unix_now() - ttl.as_secs() as i64;
+        let cutoff = crate::util::unix_millis() - ttl.as_millis() as i64;
         let mut removed = 0;
-        for entry in self.dedupe.iter() {
-            let (key, seen) = entry?;
-            if seen < cutoff {
-                self.dedupe.remove(&key)?;
+        for entry in self.entries.iter() {
+            let (key, e) = entry?;
+            if e.item.is_none() && e.received_at < cutoff {
+                self.entries.remove(&key)?;
                 removed += 1;
             }
         }
         Ok(removed)
     }
+
+    /// Flush whatever this inbox wrote (shutdown).
+    pub fn flush(&self) -> store::Result<()> {
+        self.store.flush_blocking()
+    }
 }
 
-/// The writer thread: batch, one transaction, one flush, answer everyone.
+/// The writer thread: batch, one compare-and-swap each, one flush, answer everyone.
 fn write_loop(
     mut rx: mpsc::Receiver<Request>,
     store: &Store,
-    items: &Tree<u64, InboxItem>,
-    dedupe: &Tree<String, i64>,
+    entries: &Tree<String, Entry>,
+    queue: &Queue,
     notify: &Notify,
     stats: &WriterCounters,
 ) {
@@ -280,10 +357,18 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let result = commit_batch(store, items, dedupe, &batch, stats);
-        match result {
+        match store_batch(store, entries, &batch, stats) {
             Ok(outcomes) => {
-                let new = outcomes.iter().any(|o| matches!(o, Accepted::New(_)));
+                let mut new = false;
+                {
+                    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                    for (r, o) in batch.iter().zip(&outcomes) {
+                        if let Accepted::New(seq) = o {
+                            q.insert(*seq, r.key.clone());
+                            new = true;
+                        }
+                    }
+                }
                 for (r, o) in batch.into_iter().zip(outcomes) {
                     let _ = r.reply.send(Ok(o));
                 }
@@ -301,36 +386,29 @@ fn write_loop(
     }
 }
 
-fn commit_batch(
+fn store_batch(
     store: &Store,
-    items: &Tree<u64, InboxItem>,
-    dedupe: &Tree<String, i64>,
+    entries: &Tree<String, Entry>,
     batch: &[Request],
     stats: &WriterCounters,
 ) -> store::Result<Vec<Accepted>> {
     let started = std::time::Instant::now();
-    let seqs = batch
-        .iter()
-        .map(|_| store.generate_id())
-        .collect::<store::Result<Vec<u64>>>()?;
-    let now = crate::util::unix_now();
-    let outcomes = store
-        .transaction::<_, Infallible>(&[items, dedupe], |tx| {
-            let mut in_batch = std::collections::HashSet::new();
-            let mut out = Vec::with_capacity(batch.len());
-            for (r, &seq) in batch.iter().zip(&seqs) {
-                if !in_batch.insert(r.key.as_str()) || tx.get(dedupe, &r.key)?.is_some() {
-                    out.push(Accepted::Duplicate);
-                    continue;
-                }
-                tx.insert(dedupe, &r.key, &now)?;
-                tx.insert(items, &seq, &r.item)?;
-                out.push(Accepted::New(seq));
-            }
-            Ok(out)
-        })
-        .map_err(TxError::into_store)?;
-    let committed = std::time::Instant::now();
+    let mut out = Vec::with_capacity(batch.len());
+    for r in batch {
+        let seq = store.generate_id()?;
+        let entry = Entry {
+            seq,
+            received_at: r.item.received_at,
+            item: Some(r.item.clone()),
+            done_at: None,
+        };
+        out.push(if entries.insert_new(&r.key, &entry)? {
+            Accepted::New(seq)
+        } else {
+            Accepted::Duplicate
+        });
+    }
+    let stored = std::time::Instant::now();
     store.flush_blocking()?;
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats
@@ -338,11 +416,11 @@ fn commit_batch(
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
     stats
         .commit_nanos
-        .fetch_add((committed - started).as_nanos() as u64, Ordering::Relaxed);
+        .fetch_add((stored - started).as_nanos() as u64, Ordering::Relaxed);
     stats
         .flush_nanos
-        .fetch_add(committed.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    Ok(outcomes)
+        .fetch_add(stored.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -379,7 +457,7 @@ mod tests {
             inbox.accept(msg("m2")).await.expect("m2"),
             Accepted::New(_)
         ));
-        let pending = inbox.pending_after(None, 10).expect("pending");
+        let pending = inbox.pending(10).expect("pending");
         assert_eq!(pending.len(), 2);
         assert_eq!(pending[0].1.inbound.msg_id, "m1");
         let Accepted::New(seq) = first else {
@@ -399,6 +477,39 @@ mod tests {
                 .sweep_dedupe(Duration::from_secs(3600))
                 .expect("sweep"),
             0
+        );
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_rebuilt_on_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path(), 8 << 20).expect("open");
+            let inbox = Inbox::open(&store).expect("inbox");
+            for id in ["a", "b", "c"] {
+                inbox.accept(msg(id)).await.expect("accept");
+            }
+            let (seq, item) = inbox.pending(1).expect("pending").remove(0);
+            store
+                .transaction::<_, std::convert::Infallible>(&[inbox.tree()], |tx| {
+                    inbox.complete(tx, seq, &item, 1)?;
+                    Ok(())
+                })
+                .expect("complete");
+            inbox.processed(&[seq]);
+        }
+        let store = Store::open(dir.path(), 8 << 20).expect("reopen");
+        let inbox = Inbox::open(&store).expect("inbox");
+        let ids: Vec<String> = inbox
+            .pending(10)
+            .expect("pending")
+            .into_iter()
+            .map(|(_, i)| i.inbound.msg_id)
+            .collect();
+        assert_eq!(ids, ["b", "c"], "the processed one is gone, the order kept");
+        assert_eq!(
+            inbox.accept(msg("a")).await.expect("retry"),
+            Accepted::Duplicate
         );
     }
 }

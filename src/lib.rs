@@ -16,7 +16,9 @@
 //! | [`wecom`] | protocol types, XML/JSON parsing, `crypto` (WXBizMsgCrypt), `client` (the only reqwest user) |
 //! | [`inbox`] | durable, deduplicated queue of verified inbound messages |
 //! | [`outbox`] | durable queue of outbound messages and its delivery worker |
-//! | [`conversation`] | the worker that drains the inbox and routes each message |
+//! | [`script`] | intake flows from `bot-scripts/`: validation, hot reload, pure step evaluation |
+//! | [`tickets`] | ticket model, state machine, numbering, thread, notices, PII masking |
+//! | [`conversation`] | sessions, validators, screenshots, the worker that routes each message |
 //! | [`http`] | router, verified-callback extractors, error mapping, health |
 //! | [`sim`] | the WeCom simulator: fake server API and browser chat page |
 //! | [`app`] | composition root: open store, build services, spawn supervised workers, serve |
@@ -28,10 +30,12 @@ pub mod error;
 pub mod http;
 pub mod inbox;
 pub mod outbox;
+pub mod script;
 pub mod shutdown;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod tickets;
 pub mod util;
 pub mod wecom;
 

@@ -125,7 +125,9 @@ pub fn cn_id_card(s: &str) -> Result<String, String> {
                 s[12..14].parse().unwrap_or(0),
             );
             if !valid_date(y, m, d) {
-                return Err("身份证号中的出生日期（第7–14位）不是有效日期，请核对后重新输入。".into());
+                return Err(
+                    "身份证号中的出生日期（第7–14位）不是有效日期，请核对后重新输入。".into(),
+                );
             }
             if id_check_char(body) != last.chars().next() {
                 return Err(format!(
@@ -147,7 +149,9 @@ pub fn cn_id_card(s: &str) -> Result<String, String> {
                 s[10..12].parse().unwrap_or(0),
             );
             if !valid_date(y, m, d) {
-                return Err("15位身份证号中的出生日期（第7–12位）不是有效日期，请核对后重新输入。".into());
+                return Err(
+                    "15位身份证号中的出生日期（第7–12位）不是有效日期，请核对后重新输入。".into(),
+                );
             }
             Ok(s.to_owned())
         }
@@ -201,8 +205,8 @@ pub fn customer_id(input: &str, pattern: &regex::Regex) -> Result<CustomerId, St
         ));
     }
     let all_digits = s.bytes().all(|b| b.is_ascii_digit());
-    let id_shaped = s.len() == 18 && s[..17].bytes().all(|b| b.is_ascii_digit())
-        || s.len() == 15 && all_digits;
+    let id_shaped =
+        s.len() == 18 && s[..17].bytes().all(|b| b.is_ascii_digit()) || s.len() == 15 && all_digits;
     if id_shaped {
         // A 15- or 18-character number is an ID unless it is a valid 客户号.
         return match cn_id_card(&s) {
@@ -312,7 +316,13 @@ mod tests {
         let leap = "11010520000229001";
         assert!(cn_id_card(&format!("{leap}{}", id_check_char(leap).expect("17"))).is_ok());
         let non_leap = "11010519990229001";
-        assert!(cn_id_card(&format!("{non_leap}{}", id_check_char(non_leap).expect("17"))).is_err());
+        assert!(
+            cn_id_card(&format!(
+                "{non_leap}{}",
+                id_check_char(non_leap).expect("17")
+            ))
+            .is_err()
+        );
     }
 
     #[test]
@@ -326,8 +336,16 @@ mod tests {
     fn mobile_numbers() {
         assert!(cn_mobile("13812345678").is_ok());
         assert!(cn_mobile("19912345678").is_ok());
-        assert!(cn_mobile("12812345678").expect_err("second digit").contains("第二位"));
-        assert!(cn_mobile("1381234567").expect_err("10 digits").contains("11位"));
+        assert!(
+            cn_mobile("12812345678")
+                .expect_err("second digit")
+                .contains("第二位")
+        );
+        assert!(
+            cn_mobile("1381234567")
+                .expect_err("10 digits")
+                .contains("11位")
+        );
     }
 
     #[test]
@@ -335,17 +353,32 @@ mod tests {
         assert_eq!(normalize("１３８ １２３４ ５６７８"), "13812345678");
         assert_eq!(normalize("+86 138-1234-5678"), "13812345678");
         assert_eq!(normalize("11010519491231002x"), "11010519491231002X");
-        assert_eq!(normalize("１１０１０５１９４９１２３１００２ｘ"), "11010519491231002X");
+        assert_eq!(
+            normalize("１１０１０５１９４９１２３１００２ｘ"),
+            "11010519491231002X"
+        );
     }
 
     #[test]
     fn customer_id_picks_the_kind_by_shape() {
         let p = pat();
-        assert_eq!(customer_id("11010519491231002x", &p).expect("id").kind, IdKind::IdCard);
-        assert_eq!(customer_id("138 1234 5678", &p).expect("mobile").kind, IdKind::Mobile);
-        assert_eq!(customer_id("880012345", &p).expect("cno").kind, IdKind::CustomerNo);
+        assert_eq!(
+            customer_id("11010519491231002x", &p).expect("id").kind,
+            IdKind::IdCard
+        );
+        assert_eq!(
+            customer_id("138 1234 5678", &p).expect("mobile").kind,
+            IdKind::Mobile
+        );
+        assert_eq!(
+            customer_id("880012345", &p).expect("cno").kind,
+            IdKind::CustomerNo
+        );
         // 11 digits starting with 12: not a mobile, but a valid 客户号.
-        assert_eq!(customer_id("12812345678", &p).expect("cno").kind, IdKind::CustomerNo);
+        assert_eq!(
+            customer_id("12812345678", &p).expect("cno").kind,
+            IdKind::CustomerNo
+        );
         let e = customer_id("110105194912310021", &p).expect_err("bad id");
         assert!(e.contains("校验"), "{e}");
         let e = customer_id("1234", &p).expect_err("short");
@@ -355,7 +388,12 @@ mod tests {
         assert!(customer_id("  ", &p).is_err());
         // A custom pattern is honoured.
         let custom = regex::Regex::new(r"^KH[0-9]{6}$").expect("regex");
-        assert_eq!(customer_id("kh123456".to_uppercase().as_str(), &custom).expect("custom").kind, IdKind::CustomerNo);
+        assert_eq!(
+            customer_id("kh123456".to_uppercase().as_str(), &custom)
+                .expect("custom")
+                .kind,
+            IdKind::CustomerNo
+        );
     }
 
     #[test]
@@ -371,6 +409,9 @@ mod tests {
     #[test]
     fn min_chars_counts_characters() {
         assert!(min_chars("交易失败了请看", 8).is_err());
-        assert_eq!(min_chars("  今天上午买入股票时报错  ", 8).expect("ok"), "今天上午买入股票时报错");
+        assert_eq!(
+            min_chars("  今天上午买入股票时报错  ", 8).expect("ok"),
+            "今天上午买入股票时报错"
+        );
     }
 }

@@ -99,12 +99,17 @@ pub fn summary(answers: &Answers) -> String {
     let dash = || "（未填写）".to_owned();
     format!(
         "客户标识：{}\n所属系统：{}\n问题描述：{}\n截图：{} 张",
-        answers.customer_id.as_ref().map_or_else(dash, CustomerId::masked_label),
+        answers
+            .customer_id
+            .as_ref()
+            .map_or_else(dash, CustomerId::masked_label),
         answers.system.clone().unwrap_or_else(dash),
         answers
             .description
             .as_deref()
-            .map_or_else(dash, |d| crate::tickets::mask::mask_text(&crate::util::truncate_chars(d, 200))),
+            .map_or_else(dash, |d| crate::tickets::mask::mask_text(
+                &crate::util::truncate_chars(d, 200)
+            )),
         answers.screenshots.len()
     )
 }
@@ -128,7 +133,9 @@ pub fn prompt(flow: &Flow, dialog: &Dialog, ctx: Ctx<'_>) -> String {
                 .replace("{max}", &max.to_string())
                 .replace("{count}", &count.to_string());
             if count > 0 {
-                text.push_str(&format!("\n（已收到 {count} 张截图，可以继续发送，发完回复“完成”。）"));
+                text.push_str(&format!(
+                    "\n（已收到 {count} 张截图，可以继续发送，发完回复“完成”。）"
+                ));
             }
         }
         _ => {}
@@ -176,7 +183,10 @@ pub fn start(flow: &Flow, prefill: Answers, ctx: Ctx<'_>) -> (Dialog, Vec<String
     }
     let mut kept = Vec::new();
     if let Some(d) = &answers.description {
-        kept.push(format!("问题描述“{}”", crate::util::truncate_chars(&crate::tickets::mask::mask_text(d), 40)));
+        kept.push(format!(
+            "问题描述“{}”",
+            crate::util::truncate_chars(&crate::tickets::mask::mask_text(d), 40)
+        ));
     }
     if !answers.screenshots.is_empty() {
         kept.push(format!("截图 {} 张", answers.screenshots.len()));
@@ -210,23 +220,49 @@ fn store(answers: &mut Answers, field: Field, v: Value) {
     }
 }
 
-fn validate(validators: &[Validator], field: Field, text: &str, ctx: Ctx<'_>) -> Result<Value, String> {
+fn validate(
+    validators: &[Validator],
+    field: Field,
+    text: &str,
+    ctx: Ctx<'_>,
+) -> Result<Value, String> {
     let text = text.trim();
     if field == Field::CustomerId {
         let id_validators: Vec<&Validator> = validators
             .iter()
-            .filter(|v| matches!(v, Validator::CustomerId | Validator::CnIdCard | Validator::CnMobile | Validator::CustomerNo))
+            .filter(|v| {
+                matches!(
+                    v,
+                    Validator::CustomerId
+                        | Validator::CnIdCard
+                        | Validator::CnMobile
+                        | Validator::CustomerNo
+                )
+            })
             .collect();
         let mut first_err = None;
-        if id_validators.is_empty() || id_validators.iter().any(|v| matches!(v, Validator::CustomerId)) {
+        if id_validators.is_empty()
+            || id_validators
+                .iter()
+                .any(|v| matches!(v, Validator::CustomerId))
+        {
             return validators::customer_id(text, ctx.customer_no).map(Value::Id);
         }
         let s = validators::normalize(text);
         for v in id_validators {
             let r = match v {
-                Validator::CnIdCard => validators::cn_id_card(&s).map(|value| CustomerId { kind: validators::IdKind::IdCard, value }),
-                Validator::CnMobile => validators::cn_mobile(&s).map(|value| CustomerId { kind: validators::IdKind::Mobile, value }),
-                _ => validators::customer_no(&s, ctx.customer_no).map(|value| CustomerId { kind: validators::IdKind::CustomerNo, value }),
+                Validator::CnIdCard => validators::cn_id_card(&s).map(|value| CustomerId {
+                    kind: validators::IdKind::IdCard,
+                    value,
+                }),
+                Validator::CnMobile => validators::cn_mobile(&s).map(|value| CustomerId {
+                    kind: validators::IdKind::Mobile,
+                    value,
+                }),
+                _ => validators::customer_no(&s, ctx.customer_no).map(|value| CustomerId {
+                    kind: validators::IdKind::CustomerNo,
+                    value,
+                }),
             };
             match r {
                 Ok(id) => return Ok(Value::Id(id)),
@@ -242,10 +278,8 @@ fn validate(validators: &[Validator], field: Field, text: &str, ctx: Ctx<'_>) ->
             Validator::MinChars(n) => {
                 validators::min_chars(text, *n)?;
             }
-            Validator::MaxChars(n) => {
-                if text.chars().count() > *n {
-                    return Err(format!("内容太长（最多{n}个字），请精简后重新发送。"));
-                }
+            Validator::MaxChars(n) if text.chars().count() > *n => {
+                return Err(format!("内容太长（最多{n}个字），请精简后重新发送。"));
             }
             _ => {}
         }
@@ -268,7 +302,10 @@ fn choose<'o>(options: &'o [String], input: &str) -> Option<&'o String> {
     if let Some(o) = options.iter().find(|o| word_key(o) == key) {
         return Some(o);
     }
-    let partial: Vec<&String> = options.iter().filter(|o| word_key(o).contains(&key)).collect();
+    let partial: Vec<&String> = options
+        .iter()
+        .filter(|o| word_key(o).contains(&key))
+        .collect();
     (partial.len() == 1).then(|| partial[0])
 }
 
@@ -305,7 +342,13 @@ fn proceed(flow: &Flow, dialog: &mut Dialog, ctx: Ctx<'_>, mut replies: Vec<Stri
 }
 
 /// Feed one input to the dialog.
-pub fn advance(flow: &Flow, dialog: &mut Dialog, input: &Input<'_>, ctx: Ctx<'_>, global: &Global) -> Outcome {
+pub fn advance(
+    flow: &Flow,
+    dialog: &mut Dialog,
+    input: &Input<'_>,
+    ctx: Ctx<'_>,
+    global: &Global,
+) -> Outcome {
     let Some(step) = flow.steps.get(dialog.step).cloned() else {
         return Outcome {
             replies: vec!["流程已更新，请发送“提单”重新开始。".into()],
@@ -339,7 +382,9 @@ pub fn advance(flow: &Flow, dialog: &mut Dialog, input: &Input<'_>, ctx: Ctx<'_>
         let dropped = input.images.len().saturating_sub(added);
         let count = dialog.answers.screenshots.len();
         if dropped > 0 && count >= max {
-            replies.push(format!("最多可提交 {max} 张截图，多出的 {dropped} 张没有保存。"));
+            replies.push(format!(
+                "最多可提交 {max} 张截图，多出的 {dropped} 张没有保存。"
+            ));
         }
         let at_images = matches!(step.kind, StepKind::Images { .. });
         if at_images {
@@ -350,9 +395,14 @@ pub fn advance(flow: &Flow, dialog: &mut Dialog, input: &Input<'_>, ctx: Ctx<'_>
                 return proceed(flow, dialog, ctx, replies);
             }
             if added > 0 {
-                replies.push(format!("已收到第 {count} 张截图。还有就继续发送，发完回复“完成”。"));
+                replies.push(format!(
+                    "已收到第 {count} 张截图。还有就继续发送，发完回复“完成”。"
+                ));
             }
-            return Outcome { replies, action: Action::Continue };
+            return Outcome {
+                replies,
+                action: Action::Continue,
+            };
         }
         if added > 0 {
             replies.push(format!("已收到截图（共 {count} 张），会随工单一起提交。"));
@@ -360,7 +410,10 @@ pub fn advance(flow: &Flow, dialog: &mut Dialog, input: &Input<'_>, ctx: Ctx<'_>
         if text.is_none() {
             // Remind of the question still open.
             replies.push(prompt(flow, dialog, ctx));
-            return Outcome { replies, action: Action::Continue };
+            return Outcome {
+                replies,
+                action: Action::Continue,
+            };
         }
     }
 
@@ -394,31 +447,38 @@ pub fn advance(flow: &Flow, dialog: &mut Dialog, input: &Input<'_>, ctx: Ctx<'_>
                 proceed(flow, dialog, ctx, replies)
             }
             None => {
-                let msg = step
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| format!("没有对应的选项，请回复序号：\n{}", options_list(options)));
+                let msg = step.error.clone().unwrap_or_else(|| {
+                    format!("没有对应的选项，请回复序号：\n{}", options_list(options))
+                });
                 fail(&step, dialog, msg, global)
             }
         },
-        StepKind::Images { min, done_words, .. } => {
+        StepKind::Images {
+            min, done_words, ..
+        } => {
             if matches_word(text, done_words) {
                 if dialog.answers.screenshots.len() >= *min {
                     return proceed(flow, dialog, ctx, replies);
                 }
-                let msg = step
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| format!("还需要至少 {min} 张截图，请先发送截图再回复“完成”。"));
+                let msg = step.error.clone().unwrap_or_else(|| {
+                    format!("还需要至少 {min} 张截图，请先发送截图再回复“完成”。")
+                });
                 return fail(&step, dialog, msg, global);
             }
             let msg = format!(
                 "这一步需要发送截图（图片）。{}",
-                if ctx.group { "在群里请@我并把图片和文字一起发送。" } else { "发完后回复“完成”。" }
+                if ctx.group {
+                    "在群里请@我并把图片和文字一起发送。"
+                } else {
+                    "发完后回复“完成”。"
+                }
             );
             fail(&step, dialog, msg, global)
         }
-        StepKind::Confirm { submit_words, edit_words } => {
+        StepKind::Confirm {
+            submit_words,
+            edit_words,
+        } => {
             if dialog.choosing_edit {
                 let editable: Vec<(usize, &Step)> = flow
                     .steps
@@ -432,7 +492,8 @@ pub fn advance(flow: &Flow, dialog: &mut Dialog, input: &Input<'_>, ctx: Ctx<'_>
                     .collect();
                 return match choose(&labels, text) {
                     Some(label) => {
-                        let (idx, target) = editable[labels.iter().position(|l| l == label).unwrap_or(0)];
+                        let (idx, target) =
+                            editable[labels.iter().position(|l| l == label).unwrap_or(0)];
                         if let Some(f) = target.field {
                             dialog.answers.clear(f);
                         }
@@ -445,7 +506,12 @@ pub fn advance(flow: &Flow, dialog: &mut Dialog, input: &Input<'_>, ctx: Ctx<'_>
                             action: Action::Continue,
                         }
                     }
-                    None => fail(&step, dialog, format!("请回复要修改项目的序号：\n{}", options_list(&labels)), global),
+                    None => fail(
+                        &step,
+                        dialog,
+                        format!("请回复要修改项目的序号：\n{}", options_list(&labels)),
+                        global,
+                    ),
                 };
             }
             if matches_word(text, submit_words) {
@@ -462,11 +528,18 @@ pub fn advance(flow: &Flow, dialog: &mut Dialog, input: &Input<'_>, ctx: Ctx<'_>
                     .collect();
                 if let Some(first) = missing.first() {
                     // Cannot happen through the normal order, but a flow edit could cause it.
-                    let idx = flow.steps.iter().position(|s| s.field.map(Field::label) == Some(first)).unwrap_or(0);
+                    let idx = flow
+                        .steps
+                        .iter()
+                        .position(|s| s.field.map(Field::label) == Some(first))
+                        .unwrap_or(0);
                     dialog.step = idx;
                     dialog.tries = 0;
                     return Outcome {
-                        replies: vec![format!("还缺少{}。", missing.join("、")), prompt(flow, dialog, ctx)],
+                        replies: vec![
+                            format!("还缺少{}。", missing.join("、")),
+                            prompt(flow, dialog, ctx),
+                        ],
                         action: Action::Continue,
                     };
                 }
@@ -484,11 +557,17 @@ pub fn advance(flow: &Flow, dialog: &mut Dialog, input: &Input<'_>, ctx: Ctx<'_>
                     .filter_map(|s| s.field.map(|f| f.label().to_owned()))
                     .collect();
                 return Outcome {
-                    replies: vec![format!("要修改哪一项？请回复序号：\n{}", options_list(&labels))],
+                    replies: vec![format!(
+                        "要修改哪一项？请回复序号：\n{}",
+                        options_list(&labels)
+                    )],
                     action: Action::Continue,
                 };
             }
-            let msg = step.error.clone().unwrap_or_else(|| "请回复“提交”或“修改”。".into());
+            let msg = step
+                .error
+                .clone()
+                .unwrap_or_else(|| "请回复“提交”或“修改”。".into());
             fail(&step, dialog, msg, global)
         }
     }
@@ -500,7 +579,8 @@ mod tests {
     use crate::script::{ScriptSet, load_dir};
 
     fn set() -> ScriptSet {
-        load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts")).expect("shipped scripts")
+        load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"))
+            .expect("shipped scripts")
     }
 
     fn pat() -> regex::Regex {
@@ -508,7 +588,10 @@ mod tests {
     }
 
     fn text(t: &str) -> Input<'_> {
-        Input { text: Some(t), images: Vec::new() }
+        Input {
+            text: Some(t),
+            images: Vec::new(),
+        }
     }
 
     fn images(n: usize, offset: usize) -> Input<'static> {
@@ -523,15 +606,27 @@ mod tests {
         let s = set();
         let flow = s.flow("report").expect("flow");
         let p = pat();
-        let ctx = Ctx { customer_no: &p, group: false };
+        let ctx = Ctx {
+            customer_no: &p,
+            group: false,
+        };
         let (mut d, replies) = start(flow, Answers::default(), ctx);
         assert!(replies.last().expect("prompt").contains("客户标识"));
         let o = advance(flow, &mut d, &text("11010519491231002X"), ctx, &s.global);
-        assert!(o.replies.last().expect("prompt").contains("1. 开户/账户"), "{o:?}");
+        assert!(
+            o.replies.last().expect("prompt").contains("1. 开户/账户"),
+            "{o:?}"
+        );
         let o = advance(flow, &mut d, &text("2"), ctx, &s.global);
         assert!(o.replies.last().expect("prompt").contains("描述"), "{o:?}");
         assert_eq!(d.answers.system.as_deref(), Some("交易"));
-        advance(flow, &mut d, &text("今天上午10点买入股票提示资金不足"), ctx, &s.global);
+        advance(
+            flow,
+            &mut d,
+            &text("今天上午10点买入股票提示资金不足"),
+            ctx,
+            &s.global,
+        );
         assert_eq!(flow.steps[d.step].id, "screenshots");
         let o = advance(flow, &mut d, &images(2, 0), ctx, &s.global);
         assert!(o.replies[0].contains("第 2 张"), "{o:?}");
@@ -549,11 +644,17 @@ mod tests {
         let s = set();
         let flow = s.flow("report").expect("flow");
         let p = pat();
-        let ctx = Ctx { customer_no: &p, group: false };
+        let ctx = Ctx {
+            customer_no: &p,
+            group: false,
+        };
         let (mut d, _) = start(flow, Answers::default(), ctx);
         let o = advance(flow, &mut d, &text("110105194912310021"), ctx, &s.global);
         assert_eq!(o.action, Action::Continue);
-        assert!(o.replies[0].contains("校验") && o.replies[0].contains("还可以再试 3 次"), "{o:?}");
+        assert!(
+            o.replies[0].contains("校验") && o.replies[0].contains("还可以再试 3 次"),
+            "{o:?}"
+        );
         assert_eq!(d.step, 0);
         for _ in 0..2 {
             advance(flow, &mut d, &text("abc"), ctx, &s.global);
@@ -568,14 +669,20 @@ mod tests {
         let s = set();
         let flow = s.flow("report").expect("flow");
         let p = pat();
-        let ctx = Ctx { customer_no: &p, group: true };
+        let ctx = Ctx {
+            customer_no: &p,
+            group: true,
+        };
         let prefill = Answers {
             customer_id: Some(validators::customer_id("13812345678", &p).expect("id")),
             description: Some("开户后第二天还是无法登录交易".into()),
             ..Answers::default()
         };
         let (mut d, replies) = start(flow, prefill, ctx);
-        assert_eq!(flow.steps[d.step].id, "system", "prefilled steps are skipped");
+        assert_eq!(
+            flow.steps[d.step].id, "system",
+            "prefilled steps are skipped"
+        );
         assert!(replies.iter().any(|r| r.contains("已记下")), "{replies:?}");
         advance(flow, &mut d, &text("App"), ctx, &s.global);
         assert_eq!(d.answers.system.as_deref(), Some("App/登录"));
@@ -587,7 +694,16 @@ mod tests {
         let o = advance(flow, &mut d, &text("这是截图"), ctx, &s.global);
         assert!(o.replies[0].contains("需要发送截图"));
         // A mixed message: images plus the done word.
-        let o = advance(flow, &mut d, &Input { text: Some("完成"), images: vec!["a".repeat(64)] }, ctx, &s.global);
+        let o = advance(
+            flow,
+            &mut d,
+            &Input {
+                text: Some("完成"),
+                images: vec!["a".repeat(64)],
+            },
+            ctx,
+            &s.global,
+        );
         assert_eq!(flow.steps[d.step].id, "confirm", "{o:?}");
     }
 
@@ -596,11 +712,17 @@ mod tests {
         let s = set();
         let flow = s.flow("report").expect("flow");
         let p = pat();
-        let ctx = Ctx { customer_no: &p, group: false };
+        let ctx = Ctx {
+            customer_no: &p,
+            group: false,
+        };
         let (mut d, _) = start(flow, Answers::default(), ctx);
         let o = advance(flow, &mut d, &images(20, 0), ctx, &s.global);
         assert_eq!(d.answers.screenshots.len(), 9);
-        assert!(o.replies.iter().any(|r| r.contains("多出的 11 张")), "{o:?}");
+        assert!(
+            o.replies.iter().any(|r| r.contains("多出的 11 张")),
+            "{o:?}"
+        );
         assert_eq!(d.step, 0, "still asking for the identifier");
         // The same image twice is kept once.
         let (mut d, _) = start(flow, Answers::default(), ctx);
@@ -614,7 +736,10 @@ mod tests {
         let s = set();
         let flow = s.flow("report").expect("flow");
         let p = pat();
-        let ctx = Ctx { customer_no: &p, group: false };
+        let ctx = Ctx {
+            customer_no: &p,
+            group: false,
+        };
         let (mut d, _) = start(flow, Answers::default(), ctx);
         for t in ["13812345678", "交易", "早上开盘后委托一直显示未报"] {
             advance(flow, &mut d, &text(t), ctx, &s.global);
@@ -628,8 +753,15 @@ mod tests {
         let o = advance(flow, &mut d, &text("融资融券"), ctx, &s.global);
         assert_eq!(flow.steps[d.step].id, "confirm", "back to the summary");
         assert!(o.replies.last().expect("summary").contains("融资融券"));
-        assert_eq!(d.answers.description.as_deref(), Some("早上开盘后委托一直显示未报"), "others kept");
-        assert_eq!(advance(flow, &mut d, &text("提交"), ctx, &s.global).action, Action::Submit);
+        assert_eq!(
+            d.answers.description.as_deref(),
+            Some("早上开盘后委托一直显示未报"),
+            "others kept"
+        );
+        assert_eq!(
+            advance(flow, &mut d, &text("提交"), ctx, &s.global).action,
+            Action::Submit
+        );
     }
 
     #[test]
@@ -637,8 +769,21 @@ mod tests {
         let s = set();
         let flow = s.flow("report").expect("flow");
         let p = pat();
-        let ctx = Ctx { customer_no: &p, group: false };
-        let (d, _) = start(flow, Answers { description: Some("交易不了".into()), ..Answers::default() }, ctx);
-        assert_eq!(d.answers.description, None, "fails min_chars:8, asked for later");
+        let ctx = Ctx {
+            customer_no: &p,
+            group: false,
+        };
+        let (d, _) = start(
+            flow,
+            Answers {
+                description: Some("交易不了".into()),
+                ..Answers::default()
+            },
+            ctx,
+        );
+        assert_eq!(
+            d.answers.description, None,
+            "fails min_chars:8, asked for later"
+        );
     }
 }

@@ -65,7 +65,8 @@ impl Validator {
     }
 }
 
-const KNOWN_VALIDATORS: &str = "customer_id, cn_id_card, cn_mobile, customer_no, min_chars:N, max_chars:N";
+const KNOWN_VALIDATORS: &str =
+    "customer_id, cn_id_card, cn_mobile, customer_no, min_chars:N, max_chars:N";
 
 /// The ticket field a step fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,10 +101,21 @@ impl Field {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepKind {
-    Text { validators: Vec<Validator> },
-    Choice { options: Vec<String> },
-    Images { min: usize, max: usize, done_words: Vec<String> },
-    Confirm { submit_words: Vec<String>, edit_words: Vec<String> },
+    Text {
+        validators: Vec<Validator>,
+    },
+    Choice {
+        options: Vec<String>,
+    },
+    Images {
+        min: usize,
+        max: usize,
+        done_words: Vec<String>,
+    },
+    Confirm {
+        submit_words: Vec<String>,
+        edit_words: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -179,7 +191,23 @@ pub fn word_key(s: &str) -> String {
 }
 
 fn is_cjk_punct(c: char) -> bool {
-    matches!(c, '。' | '，' | '！' | '、' | '；' | '：' | '“' | '”' | '‘' | '’' | '（' | '）' | '…' | '～' | '·')
+    matches!(
+        c,
+        '。' | '，'
+            | '！'
+            | '、'
+            | '；'
+            | '：'
+            | '“'
+            | '”'
+            | '‘'
+            | '’'
+            | '（'
+            | '）'
+            | '…'
+            | '～'
+            | '·'
+    )
 }
 
 /// Whether `input` is exactly one of `words` (by [`word_key`]).
@@ -264,7 +292,11 @@ struct RawStep {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 struct FileCtx<'a> {
@@ -321,10 +353,16 @@ fn build_flow(cx: &mut FileCtx<'_>, f: RawFlow, raw_steps: Vec<RawStep>) -> Flow
         cx.err_at(f.id.span().start, "flow id must not be empty");
     }
     if f.triggers.get_ref().is_empty() {
-        cx.err_at(f.triggers.span().start, "a flow needs at least one trigger word");
+        cx.err_at(
+            f.triggers.span().start,
+            "a flow needs at least one trigger word",
+        );
     }
     if f.submit.get_ref() != "ticket" {
-        cx.err_at(f.submit.span().start, format!("unknown submit `{}` (known: ticket)", f.submit.get_ref()));
+        cx.err_at(
+            f.submit.span().start,
+            format!("unknown submit `{}` (known: ticket)", f.submit.get_ref()),
+        );
     }
     let mut steps = Vec::new();
     let mut ids = HashSet::new();
@@ -342,7 +380,10 @@ fn build_flow(cx: &mut FileCtx<'_>, f: RawFlow, raw_steps: Vec<RawStep>) -> Flow
             Some(name) => match Field::parse(name.get_ref()) {
                 Some(f) => {
                     if !fields.insert(f) {
-                        cx.err_at(name.span().start, format!("field `{}` is filled by two steps", name.get_ref()));
+                        cx.err_at(
+                            name.span().start,
+                            format!("field `{}` is filled by two steps", name.get_ref()),
+                        );
                     }
                     Some(f)
                 }
@@ -363,7 +404,10 @@ fn build_flow(cx: &mut FileCtx<'_>, f: RawFlow, raw_steps: Vec<RawStep>) -> Flow
                         Some(val) => validators.push(val),
                         None => cx.err_at(
                             v.span().start,
-                            format!("unknown validator `{}` (known: {KNOWN_VALIDATORS})", v.get_ref()),
+                            format!(
+                                "unknown validator `{}` (known: {KNOWN_VALIDATORS})",
+                                v.get_ref()
+                            ),
                         ),
                     }
                 }
@@ -380,7 +424,12 @@ fn build_flow(cx: &mut FileCtx<'_>, f: RawFlow, raw_steps: Vec<RawStep>) -> Flow
             "images" => {
                 let (min, max) = (s.min.unwrap_or(1), s.max.unwrap_or(9));
                 if max == 0 || min > max || max > 20 {
-                    cx.err_at(at, format!("images step needs 0 <= min <= max <= 20, got min {min}, max {max}"));
+                    cx.err_at(
+                        at,
+                        format!(
+                            "images step needs 0 <= min <= max <= 20, got min {min}, max {max}"
+                        ),
+                    );
                 }
                 if s.done_words.is_empty() {
                     cx.err_at(at, "an images step needs done_words (e.g. 完成)");
@@ -405,7 +454,9 @@ fn build_flow(cx: &mut FileCtx<'_>, f: RawFlow, raw_steps: Vec<RawStep>) -> Flow
                     s.kind.span().start,
                     format!("unknown kind `{other}` (known: text, choice, images, confirm)"),
                 );
-                StepKind::Text { validators: Vec::new() }
+                StepKind::Text {
+                    validators: Vec::new(),
+                }
             }
         };
         let is_confirm = matches!(kind, StepKind::Confirm { .. });
@@ -414,7 +465,10 @@ fn build_flow(cx: &mut FileCtx<'_>, f: RawFlow, raw_steps: Vec<RawStep>) -> Flow
         }
         let is_images = matches!(kind, StepKind::Images { .. });
         if is_images != (field == Some(Field::Screenshots)) && field.is_some() {
-            cx.err_at(at, "the screenshots field is filled by an images step, and only by one");
+            cx.err_at(
+                at,
+                "the screenshots field is filled by an images step, and only by one",
+            );
         }
         if !s.validators.is_empty() && !matches!(kind, StepKind::Text { .. }) {
             cx.err_at(at, "validators apply to text steps only");
@@ -430,22 +484,44 @@ fn build_flow(cx: &mut FileCtx<'_>, f: RawFlow, raw_steps: Vec<RawStep>) -> Flow
         });
     }
     match steps.last() {
-        Some(Step { kind: StepKind::Confirm { .. }, .. }) => {}
-        _ => cx.err_at(f.id.span().start, "a ticket flow must end with a confirm step"),
+        Some(Step {
+            kind: StepKind::Confirm { .. },
+            ..
+        }) => {}
+        _ => cx.err_at(
+            f.id.span().start,
+            "a ticket flow must end with a confirm step",
+        ),
     }
-    if steps.iter().filter(|s| matches!(s.kind, StepKind::Confirm { .. })).count() > 1 {
-        cx.err_at(f.id.span().start, "a flow has exactly one confirm step, the last");
+    if steps
+        .iter()
+        .filter(|s| matches!(s.kind, StepKind::Confirm { .. }))
+        .count()
+        > 1
+    {
+        cx.err_at(
+            f.id.span().start,
+            "a flow has exactly one confirm step, the last",
+        );
     }
-    for needed in [Field::CustomerId, Field::System, Field::Description, Field::Screenshots] {
+    for needed in [
+        Field::CustomerId,
+        Field::System,
+        Field::Description,
+        Field::Screenshots,
+    ] {
         if !fields.contains(&needed) {
             cx.err_at(
                 f.id.span().start,
-                format!("a ticket flow must fill `{}`", match needed {
-                    Field::CustomerId => "customer_id",
-                    Field::System => "system",
-                    Field::Description => "description",
-                    Field::Screenshots => "screenshots",
-                }),
+                format!(
+                    "a ticket flow must fill `{}`",
+                    match needed {
+                        Field::CustomerId => "customer_id",
+                        Field::System => "system",
+                        Field::Description => "description",
+                        Field::Screenshots => "screenshots",
+                    }
+                ),
             );
         }
     }
@@ -508,14 +584,17 @@ pub fn load_texts(files: &[(String, String)]) -> Result<ScriptSet, Errors> {
         Some((g, _)) => Some(g),
         None => {
             errors.push(Error {
-                path: files.first().map_or_else(|| "bot-scripts".to_owned(), |(p, _)| p.clone()),
+                path: files
+                    .first()
+                    .map_or_else(|| "bot-scripts".to_owned(), |(p, _)| p.clone()),
                 line: 1,
-                message: "no file defines [global] (cancel, restart, help, human, progress words)".into(),
+                message: "no file defines [global] (cancel, restart, help, human, progress words)"
+                    .into(),
             });
             None
         }
     };
-    if flows.is_empty() {
+    if flows.is_empty() && errors.is_empty() {
         errors.push(Error {
             path: "bot-scripts".into(),
             line: 1,
@@ -585,7 +664,10 @@ impl Scripts {
     }
 
     pub fn current(&self) -> Arc<ScriptSet> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Reload when a file changed. `Ok(true)`: swapped; `Ok(false)`: unchanged;
@@ -628,7 +710,13 @@ mod tests {
     fn with_report(f: impl Fn(&str) -> String) -> Result<ScriptSet, Errors> {
         let files: Vec<(String, String)> = shipped()
             .into_iter()
-            .map(|(p, t)| if p == "report.toml" { (p, f(&t)) } else { (p, t) })
+            .map(|(p, t)| {
+                if p == "report.toml" {
+                    (p, f(&t))
+                } else {
+                    (p, t)
+                }
+            })
             .collect();
         load_texts(&files)
     }
@@ -638,12 +726,32 @@ mod tests {
         let set = load_texts(&shipped()).expect("valid");
         let report = set.flow("report").expect("report flow");
         let ids: Vec<&str> = report.steps.iter().map(|s| s.id.as_str()).collect();
-        assert_eq!(ids, ["customer", "system", "description", "screenshots", "confirm"]);
+        assert_eq!(
+            ids,
+            [
+                "customer",
+                "system",
+                "description",
+                "screenshots",
+                "confirm"
+            ]
+        );
         for w in ["提单", "报障", "上报"] {
-            assert_eq!(set.triggered(w).map(|f| f.id.as_str()), Some("report"), "{w}");
+            assert_eq!(
+                set.triggered(w).map(|f| f.id.as_str()),
+                Some("report"),
+                "{w}"
+            );
         }
-        assert_eq!(set.triggered("提单。").map(|f| f.id.as_str()), Some("report"));
-        assert_eq!(set.triggered("我想提单问一下"), None, "whole-message match only");
+        assert_eq!(
+            set.triggered("提单。").map(|f| f.id.as_str()),
+            Some("report")
+        );
+        assert_eq!(
+            set.triggered("我想提单问一下"),
+            None,
+            "whole-message match only"
+        );
         assert_eq!(set.global_word("取消"), Some(GlobalWord::Cancel));
         assert_eq!(set.global_word(" 重新开始 "), Some(GlobalWord::Restart));
         assert_eq!(set.global_word("？"), Some(GlobalWord::Help));
@@ -654,11 +762,23 @@ mod tests {
 
     #[test]
     fn unknown_validator_is_reported_with_its_line() {
-        let e = with_report(|t| t.replace("\"customer_id\"]", "\"cn_idcard\"]")).expect_err("invalid");
+        let e =
+            with_report(|t| t.replace("\"customer_id\"]", "\"cn_idcard\"]")).expect_err("invalid");
         assert_eq!(e.0.len(), 1, "{e}");
-        assert!(e.0[0].message.contains("unknown validator `cn_idcard`"), "{e}");
-        let text = shipped().into_iter().find(|(p, _)| p == "report.toml").expect("report").1;
-        let expected = text.lines().position(|l| l.contains("validators = [\"customer_id\"]")).expect("line") + 1;
+        assert!(
+            e.0[0].message.contains("unknown validator `cn_idcard`"),
+            "{e}"
+        );
+        let text = shipped()
+            .into_iter()
+            .find(|(p, _)| p == "report.toml")
+            .expect("report")
+            .1;
+        let expected = text
+            .lines()
+            .position(|l| l.contains("validators = [\"customer_id\"]"))
+            .expect("line")
+            + 1;
         assert_eq!(e.0[0].line, expected);
         assert!(e.to_string().starts_with("report.toml:"), "{e}");
     }
@@ -668,11 +788,23 @@ mod tests {
         let cases: &[(&str, &str, &str)] = &[
             ("kind = \"choice\"", "kind = \"dropdown\"", "unknown kind"),
             ("field = \"system\"", "field = \"sistem\"", "unknown field"),
-            ("options = [\"开户/账户\", \"交易\", \"三方存管\", \"理财\", \"App/登录\", \"融资融券\", \"其他\"]", "options = [\"交易\"]", "at least two options"),
+            (
+                "options = [\"开户/账户\", \"交易\", \"三方存管\", \"理财\", \"App/登录\", \"融资融券\", \"其他\"]",
+                "options = [\"交易\"]",
+                "at least two options",
+            ),
             ("min = 1\nmax = 9", "min = 5\nmax = 2", "min <= max"),
             ("id = \"system\"", "id = \"customer\"", "duplicate step id"),
-            ("submit = \"ticket\"", "submit = \"email\"", "unknown submit"),
-            ("retries = 3\n\n[[steps]]\nid = \"system\"", "retries = 3\nmystery = 1\n\n[[steps]]\nid = \"system\"", "unknown field `mystery`"),
+            (
+                "submit = \"ticket\"",
+                "submit = \"email\"",
+                "unknown submit",
+            ),
+            (
+                "retries = 3\n\n[[steps]]\nid = \"system\"",
+                "retries = 3\nmystery = 1\n\n[[steps]]\nid = \"system\"",
+                "unknown field `mystery`",
+            ),
             ("prompt = \"第3步", "prompt = \"第3步\n", "TOML"),
         ];
         for (from, to, needle) in cases {
@@ -693,8 +825,12 @@ mod tests {
     #[test]
     fn a_flow_that_cannot_file_a_ticket_is_refused() {
         let e = with_report(|t| {
-            let cut = t.find("[[steps]]\nid = \"description\"").expect("description step");
-            let end = t.find("[[steps]]\nid = \"screenshots\"").expect("screenshots step");
+            let cut = t
+                .find("[[steps]]\nid = \"description\"")
+                .expect("description step");
+            let end = t
+                .find("[[steps]]\nid = \"screenshots\"")
+                .expect("screenshots step");
             format!("{}{}", &t[..cut], &t[end..])
         })
         .expect_err("no description");
@@ -704,8 +840,16 @@ mod tests {
     #[test]
     fn duplicate_triggers_across_flows_are_refused() {
         let mut files = shipped();
-        let report = files.iter().find(|(p, _)| p == "report.toml").expect("report").1.clone();
-        files.push(("copy.toml".into(), report.replace("id = \"report\"", "id = \"report2\"")));
+        let report = files
+            .iter()
+            .find(|(p, _)| p == "report.toml")
+            .expect("report")
+            .1
+            .clone();
+        files.push((
+            "copy.toml".into(),
+            report.replace("id = \"report\"", "id = \"report2\""),
+        ));
         let e = load_texts(&files).expect_err("duplicate triggers");
         assert!(e.to_string().contains("also a trigger"), "{e}");
     }
@@ -723,7 +867,10 @@ mod tests {
         std::fs::write(&report, good.replace("\"customer_id\"]", "\"bogus\"]")).expect("write");
         let e = scripts.reload_if_changed().expect_err("invalid");
         assert!(e.to_string().contains("bogus"));
-        assert!(scripts.current().flow("report").is_some(), "old set still serves");
+        assert!(
+            scripts.current().flow("report").is_some(),
+            "old set still serves"
+        );
         std::fs::write(&report, good.replace("\"提单\",", "\"提单\", \"开单\",")).expect("write");
         assert_eq!(scripts.reload_if_changed(), Ok(true));
         assert!(scripts.current().triggered("开单").is_some());

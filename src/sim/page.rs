@@ -144,6 +144,11 @@ function cardHtml(m) {
     h += '<div class="options">' + c.checkbox.option_list.map(o => '<label><input type="radio" name="q' + m.seq + '" value="' + esc(o.id) + '"> ' + esc(o.text) + "</label>").join("") + "</div>";
     if (c.submit_button) h += '<div class="buttons"><button class="primary" data-seq="' + m.seq + '" data-key="' + esc(c.submit_button.key) + '" data-q="' + esc(c.checkbox.question_key) + '">' + esc(c.submit_button.text) + "</button></div>";
   } else if (c.button_list) {
+    const sel = c.button_selection;
+    if (sel) {
+      h += '<div class="options">' + esc(sel.title || "") + ' <select class="card-select" data-seq="' + m.seq + '" data-q="' + esc(sel.question_key) + '">' +
+        sel.option_list.map(o => '<option value="' + esc(o.id) + '"' + (o.id === sel.selected_id ? " selected" : "") + ">" + esc(o.text) + "</option>").join("") + "</select></div>";
+    }
     h += '<div class="buttons">' + c.button_list.map(b => '<button data-seq="' + m.seq + '" data-key="' + esc(b.key) + '">' + esc(b.text) + "</button>").join("") + "</div>";
   } else if (c.url) {
     h += '<div class="buttons"><a href="' + esc(c.url) + '" target="_blank">' + esc(c.btntxt || "详情") + "</a></div>";
@@ -216,6 +221,8 @@ document.addEventListener("click", async (ev) => {
     if (!picked) { $("#status").textContent = "请先选择一项"; return; }
     body.selected = [{ question_key: b.dataset.q, option_ids: [picked.value] }];
   }
+  const select = document.querySelector('.card-select[data-seq="' + seq + '"]');
+  if (select) body.selected.push({ question_key: select.dataset.q, option_ids: [select.value] });
   try { await api("/api/card", body); } catch (e) { $("#status").textContent = e.message; }
 });
 

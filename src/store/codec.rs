@@ -167,6 +167,7 @@ impl Record for u64 {}
 impl Record for String {}
 impl Record for () {}
 impl Record for serde_json::Value {}
+impl Record for Vec<String> {}
 
 #[cfg(test)]
 mod tests {

@@ -128,14 +128,32 @@ pub enum EventKind {
         images: Vec<String>,
     },
     /// A handler's reply, pushed to the agent by these outbox jobs.
-    Reply { text: String, jobs: Vec<u64> },
+    Reply {
+        text: String,
+        jobs: Vec<u64>,
+    },
     /// Internal note, never pushed.
-    Note { text: String },
-    Status { from: Status, to: Status, reason: String },
-    Assigned { to: Option<String> },
-    CategorySet { category: Category },
-    PrioritySet { priority: Priority },
-    Rated { solved: bool, score: Option<u8> },
+    Note {
+        text: String,
+    },
+    Status {
+        from: Status,
+        to: Status,
+        reason: String,
+    },
+    Assigned {
+        to: Option<String>,
+    },
+    CategorySet {
+        category: Category,
+    },
+    PrioritySet {
+        priority: Priority,
+    },
+    Rated {
+        solved: bool,
+        score: Option<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,7 +174,7 @@ pub struct MemberInfo {
 
 impl Record for MemberInfo {}
 
-/// Everything the intake collected, plus where to confirm the filing.
+/// Everything the intake collected.
 #[derive(Debug, Clone)]
 pub struct NewTicket {
     pub reporter: String,
@@ -168,10 +186,6 @@ pub struct NewTicket {
     pub system: String,
     pub description: String,
     pub screenshots: Vec<String>,
-    /// Where the filing confirmation goes (the chat the agent filed from).
-    pub confirm_to: Destination,
-    /// Shape the confirmation for a group (it @-mentions the agent).
-    pub confirm_group: bool,
 }
 
 /// Why a ticket operation was refused. The texts are shown to handlers and agents.
@@ -311,7 +325,11 @@ impl Tickets {
 
     /// All tickets, newest first.
     pub fn list(&self) -> store::Result<Vec<Ticket>> {
-        self.tickets.iter().rev().map(|r| r.map(|(_, t)| t)).collect()
+        self.tickets
+            .iter()
+            .rev()
+            .map(|r| r.map(|(_, t)| t))
+            .collect()
     }
 
     /// Tickets with status `s`, newest first.
@@ -343,6 +361,19 @@ impl Tickets {
             .scan_part(&id)
             .map(|r| r.map(|(_, e)| e))
             .collect()
+    }
+
+    /// "张三（zhangsan）" from the cache, without calling WeCom.
+    pub fn member_label(&self, userid: &str) -> String {
+        match self.members.get(&userid.to_owned()) {
+            Ok(Some(m)) if m.name != userid => format!("{}（{userid}）", m.name),
+            _ => userid.to_owned(),
+        }
+    }
+
+    /// Read a ticket inside a transaction.
+    pub fn get_in<E>(&self, tx: &Tx<'_>, id: u64) -> Result<Option<Ticket>, Abort<E>> {
+        Ok(tx.get(&self.tickets, &id)?)
     }
 
     /// A member's name: cached, else `user/get` (falls back to the userid).
@@ -385,9 +416,25 @@ impl Tickets {
         Ok(())
     }
 
-    fn event_in<E>(&self, tx: &Tx<'_>, id: u64, at: i64, actor: Actor, kind: EventKind) -> Result<u64, Abort<E>> {
+    fn event_in<E>(
+        &self,
+        tx: &Tx<'_>,
+        id: u64,
+        at: i64,
+        actor: Actor,
+        kind: EventKind,
+    ) -> Result<u64, Abort<E>> {
         let seq = tx.generate_id()?;
-        tx.insert(&self.events, &(id, seq), &TicketEvent { seq, at, actor, kind })?;
+        tx.insert(
+            &self.events,
+            &(id, seq),
+            &TicketEvent {
+                seq,
+                at,
+                actor,
+                kind,
+            },
+        )?;
         Ok(seq)
     }
 
@@ -402,8 +449,9 @@ impl Tickets {
         }
     }
 
-    /// File a new ticket: number, indexes, `Created` event, the agent's confirmation and the
-    /// handler group's notice.
+    /// File a new ticket: number, indexes, `Created` event and the handler group's notice.
+    /// The agent's confirmation ([`notify::filed`]) is part of the caller's reply, because an
+    /// AI-bot reply URL takes a single message.
     pub fn create_in<E>(&self, tx: &Tx<'_>, new: &NewTicket, now: i64) -> Result<Ticket, Abort<E>> {
         let day = chrono::DateTime::from_timestamp_millis(now)
             .unwrap_or_default()
@@ -443,18 +491,14 @@ impl Tickets {
         tx.insert(&self.numbers, &number, &id)?;
         tx.insert(&self.by_reporter, &(t.reporter.clone(), id), &())?;
         self.put_in(tx, None, &t)?;
-        self.event_in(tx, id, now, Actor::Reporter(t.reporter.clone()), EventKind::Created)?;
-        let mut confirm = notify::filed(&t);
-        if new.confirm_group {
-            confirm = format!("<@{}> {confirm}", t.reporter);
-        }
-        let confirm = if matches!(new.confirm_to, Destination::BotResponse { .. }) {
-            Message::Markdown { content: confirm }
-        } else {
-            Message::text(confirm)
-        };
+        self.event_in(
+            tx,
+            id,
+            now,
+            Actor::Reporter(t.reporter.clone()),
+            EventKind::Created,
+        )?;
         let origin = format!("ticket/{number}");
-        self.outbox.stage(tx, &new.confirm_to, confirm, &origin)?;
         self.outbox.stage(
             tx,
             &Destination::Robot,
@@ -527,8 +571,12 @@ impl Tickets {
         let dest = Self::to_member(&t);
         // The agent's own actions (rating, supplements) are not echoed back as notices.
         if !matches!(actor, Actor::Reporter(_)) {
-            self.outbox
-                .stage(tx, &dest, Message::text(notify::status_changed(&t, from, to, reason)), &origin)?;
+            self.outbox.stage(
+                tx,
+                &dest,
+                Message::text(notify::status_changed(&t, from, to, reason)),
+                &origin,
+            )?;
             if to == Status::Resolved {
                 let task_id = format!("rate-{}-{seq}", t.id);
                 self.outbox.stage(
@@ -571,7 +619,16 @@ impl Tickets {
             Message::text(notify::handler_reply(&t, &text)),
             &format!("ticket/{}", t.number),
         )?;
-        self.event_in(tx, id, now, actor, EventKind::Reply { text, jobs: jobs.clone() })?;
+        self.event_in(
+            tx,
+            id,
+            now,
+            actor,
+            EventKind::Reply {
+                text,
+                jobs: jobs.clone(),
+            },
+        )?;
         Ok((t, jobs))
     }
 
@@ -615,7 +672,14 @@ impl Tickets {
         t.updated_at = now;
         self.put_in(tx, Some(t.status), &t)?;
         if t.status == Status::NeedInfo {
-            t = self.change_status_in::<E>(tx, id, &actor, Status::InProgress, "报告人已补充信息", now)?;
+            t = self.change_status_in::<E>(
+                tx,
+                id,
+                &actor,
+                Status::InProgress,
+                "报告人已补充信息",
+                now,
+            )?;
             // change_status_in reloads the ticket: carry the screenshots over.
             for h in images {
                 if !t.screenshots.contains(h) {
@@ -653,19 +717,45 @@ impl Tickets {
         if t.status != Status::Resolved {
             return Err(abort(E::from(TicketError::IllegalTransition {
                 from: t.status,
-                to: if solved { Status::Closed } else { Status::InProgress },
+                to: if solved {
+                    Status::Closed
+                } else {
+                    Status::InProgress
+                },
             })));
         }
         let actor = Actor::Reporter(userid.to_owned());
-        t.rating = Some(Rating { solved, score, at: now });
+        t.rating = Some(Rating {
+            solved,
+            score,
+            at: now,
+        });
         t.updated_at = now;
         self.put_in(tx, Some(t.status), &t)?;
-        self.event_in(tx, id, now, actor.clone(), EventKind::Rated { solved, score })?;
-        let to = if solved { Status::Closed } else { Status::InProgress };
-        let reason = if solved { "报告人确认已解决" } else { "报告人反馈未解决" };
+        self.event_in(
+            tx,
+            id,
+            now,
+            actor.clone(),
+            EventKind::Rated { solved, score },
+        )?;
+        let to = if solved {
+            Status::Closed
+        } else {
+            Status::InProgress
+        };
+        let reason = if solved {
+            "报告人确认已解决"
+        } else {
+            "报告人反馈未解决"
+        };
         let mut t = self.change_status_in::<E>(tx, id, &actor, to, reason, now)?;
         // Keep the rating on the reopened ticket's record of what happened.
-        t.rating = Some(Rating { solved, score, at: now });
+        t.rating = Some(Rating {
+            solved,
+            score,
+            at: now,
+        });
         self.put_in(tx, Some(t.status), &t)?;
         if !solved {
             self.outbox.stage(
@@ -682,7 +772,11 @@ impl Tickets {
 
     // --- the service API (one call, one transaction) ----------------------------------------
 
-    fn run<R>(&self, id: u64, f: impl Fn(&Tx<'_>) -> Result<R, Abort<TicketError>>) -> Result<R, TicketError> {
+    fn run<R>(
+        &self,
+        id: u64,
+        f: impl Fn(&Tx<'_>) -> Result<R, Abort<TicketError>>,
+    ) -> Result<R, TicketError> {
         let r = self
             .store
             .transaction(&self.trees(), f)
@@ -698,7 +792,12 @@ impl Tickets {
         Ok(self.by_number(number)?.ok_or(TicketError::NotFound)?.id)
     }
 
-    pub fn reply(&self, number: &str, handler: &str, text: &str) -> Result<(Ticket, Vec<u64>), TicketError> {
+    pub fn reply(
+        &self,
+        number: &str,
+        handler: &str,
+        text: &str,
+    ) -> Result<(Ticket, Vec<u64>), TicketError> {
         let id = self.id_of(number)?;
         let now = crate::util::unix_millis();
         self.run(id, |tx| self.reply_in(tx, id, handler, text, now))
@@ -712,23 +811,45 @@ impl Tickets {
             let mut t = self.load_in::<TicketError>(tx, id)?;
             t.updated_at = now;
             self.put_in(tx, Some(t.status), &t)?;
-            self.event_in(tx, id, now, Actor::Handler(handler.to_owned()), EventKind::Note { text: text.clone() })?;
+            self.event_in(
+                tx,
+                id,
+                now,
+                Actor::Handler(handler.to_owned()),
+                EventKind::Note { text: text.clone() },
+            )?;
             Ok(t)
         })
     }
 
-    pub fn change_status(&self, number: &str, handler: &str, to: Status, reason: &str) -> Result<Ticket, TicketError> {
+    pub fn change_status(
+        &self,
+        number: &str,
+        handler: &str,
+        to: Status,
+        reason: &str,
+    ) -> Result<Ticket, TicketError> {
         let id = self.id_of(number)?;
         let now = crate::util::unix_millis();
         let actor = Actor::Handler(handler.to_owned());
-        self.run(id, |tx| self.change_status_in(tx, id, &actor, to, reason, now))
+        self.run(id, |tx| {
+            self.change_status_in(tx, id, &actor, to, reason, now)
+        })
     }
 
     /// Assign to `assignee` (a console user) or unassign with `None`.
-    pub fn assign(&self, number: &str, handler: &str, assignee: Option<&str>) -> Result<Ticket, TicketError> {
+    pub fn assign(
+        &self,
+        number: &str,
+        handler: &str,
+        assignee: Option<&str>,
+    ) -> Result<Ticket, TicketError> {
         let id = self.id_of(number)?;
         let now = crate::util::unix_millis();
-        let assignee = assignee.map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned);
+        let assignee = assignee
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned);
         self.run(id, |tx| {
             let mut t = self.load_in::<TicketError>(tx, id)?;
             if t.status == Status::Closed {
@@ -737,12 +858,25 @@ impl Tickets {
             t.assignee = assignee.clone();
             t.updated_at = now;
             self.put_in(tx, Some(t.status), &t)?;
-            self.event_in(tx, id, now, Actor::Handler(handler.to_owned()), EventKind::Assigned { to: assignee.clone() })?;
+            self.event_in(
+                tx,
+                id,
+                now,
+                Actor::Handler(handler.to_owned()),
+                EventKind::Assigned {
+                    to: assignee.clone(),
+                },
+            )?;
             Ok(t)
         })
     }
 
-    pub fn set_category(&self, number: &str, handler: &str, category: Category) -> Result<Ticket, TicketError> {
+    pub fn set_category(
+        &self,
+        number: &str,
+        handler: &str,
+        category: Category,
+    ) -> Result<Ticket, TicketError> {
         let id = self.id_of(number)?;
         let now = crate::util::unix_millis();
         self.run(id, |tx| {
@@ -750,12 +884,23 @@ impl Tickets {
             t.category = Some(category);
             t.updated_at = now;
             self.put_in(tx, Some(t.status), &t)?;
-            self.event_in(tx, id, now, Actor::Handler(handler.to_owned()), EventKind::CategorySet { category })?;
+            self.event_in(
+                tx,
+                id,
+                now,
+                Actor::Handler(handler.to_owned()),
+                EventKind::CategorySet { category },
+            )?;
             Ok(t)
         })
     }
 
-    pub fn set_priority(&self, number: &str, handler: &str, priority: Priority) -> Result<Ticket, TicketError> {
+    pub fn set_priority(
+        &self,
+        number: &str,
+        handler: &str,
+        priority: Priority,
+    ) -> Result<Ticket, TicketError> {
         let id = self.id_of(number)?;
         let now = crate::util::unix_millis();
         self.run(id, |tx| {
@@ -766,7 +911,13 @@ impl Tickets {
             t.priority = priority;
             t.updated_at = now;
             self.put_in(tx, Some(t.status), &t)?;
-            self.event_in(tx, id, now, Actor::Handler(handler.to_owned()), EventKind::PrioritySet { priority })?;
+            self.event_in(
+                tx,
+                id,
+                now,
+                Actor::Handler(handler.to_owned()),
+                EventKind::PrioritySet { priority },
+            )?;
             Ok(t)
         })
     }

@@ -41,24 +41,40 @@ pub fn status_changed(t: &Ticket, from: Status, to: Status, reason: &str) -> Str
         Status::NeedInfo => format!(
             "工单 {} 需要您补充信息：\n{}\n直接在这里回复文字或截图即可补充到该工单。",
             t.number,
-            if reason.is_empty() { "请补充问题的更多细节。" } else { reason }
+            if reason.is_empty() {
+                "请补充问题的更多细节。"
+            } else {
+                reason
+            }
         ),
         Status::Resolved => format!(
             "工单 {} 已解决。{}\n问题解决了吗？请回复“已解决”或“未解决”，可以加上满意度 1–5 分，例如“已解决 5”。",
             t.number,
-            if reason.is_empty() { String::new() } else { format!("\n处理说明：{reason}") }
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!("\n处理说明：{reason}")
+            }
         ),
         Status::InProgress if from == Status::Resolved => format!(
             "工单 {} 已重新打开，处理人员会继续跟进。{}",
             t.number,
-            if reason.is_empty() { String::new() } else { format!("\n{reason}") }
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!("\n{reason}")
+            }
         ),
         _ => format!(
             "工单 {} 状态更新：{} → {}{}",
             t.number,
             from.label(),
             to.label(),
-            if reason.is_empty() { String::new() } else { format!("\n说明：{reason}") }
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!("\n说明：{reason}")
+            }
         ),
     }
 }

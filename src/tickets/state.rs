@@ -157,7 +157,9 @@ impl Priority {
     }
 
     pub fn parse(s: &str) -> Option<Priority> {
-        Priority::ALL.into_iter().find(|p| p.key().eq_ignore_ascii_case(s))
+        Priority::ALL
+            .into_iter()
+            .find(|p| p.key().eq_ignore_ascii_case(s))
     }
 
     pub fn index(self) -> usize {
@@ -188,7 +190,11 @@ mod tests {
         ];
         for from in Status::ALL {
             for to in Status::ALL {
-                assert_eq!(from.can_become(to), allowed.contains(&(from, to)), "{from:?} → {to:?}");
+                assert_eq!(
+                    from.can_become(to),
+                    allowed.contains(&(from, to)),
+                    "{from:?} → {to:?}"
+                );
             }
         }
         assert!(!Closed.can_become(InProgress), "closed is final");

@@ -114,7 +114,7 @@ async fn bot_group_and_single_chats_get_help_replies() {
         "group replies @ the member: {}",
         replies[0]["text"]
     );
-    sim.send("bot:wangwu", "wangwu", "你好").await;
+    sim.send("bot:wangwu", "wangwu", "帮助").await;
     let replies = sim.wait_text("bot:wangwu", "wangwu", 0, "事件助手").await;
     assert!(!replies[0]["text"].as_str().expect("text").starts_with("<@"));
     let calls = sim.calls().await;
