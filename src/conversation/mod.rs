@@ -111,6 +111,8 @@ pub struct Prepared {
     pub images: Vec<Result<String, ImageError>>,
     /// The sender's display name.
     pub name: String,
+    /// "张三（zhangsan）" for notices to handlers.
+    pub label: String,
     /// The sender's tickets, newest first (re-checked inside the transaction).
     pub tickets: Vec<Ticket>,
     /// For `补充 <工单号> …`: the named ticket, if it exists.
@@ -221,6 +223,11 @@ impl Engine {
             .tickets
             .member_name(&self.client, &inbound.sender)
             .await;
+        let label = if name == inbound.sender {
+            name.clone()
+        } else {
+            format!("{name}（{}）", inbound.sender)
+        };
         let tickets = self
             .tickets
             .of_reporter(&inbound.sender)
@@ -236,6 +243,7 @@ impl Engine {
         Prepared {
             images,
             name,
+            label,
             tickets,
             named,
         }
@@ -281,9 +289,16 @@ impl Engine {
         }
 
         match &inbound.content {
-            Content::Event { event } => {
-                self.on_event(tx, inbound, event, &mut session, &scripts, &mut turn, now)?
-            }
+            Content::Event { event } => self.on_event(
+                tx,
+                inbound,
+                event,
+                prep,
+                &mut session,
+                &scripts,
+                &mut turn,
+                now,
+            )?,
             Content::Voice {
                 transcript: None, ..
             }
@@ -334,6 +349,7 @@ impl Engine {
         tx: &Tx<'_>,
         inbound: &Inbound,
         event: &Event,
+        prep: &Prepared,
         session: &mut Session,
         scripts: &ScriptSet,
         turn: &mut Turn,
@@ -344,7 +360,7 @@ impl Engine {
             Event::EnterChat => {}
             Event::EnterAgent => turn.say(HELP_TEXT),
             Event::Click { key } => match key.as_str() {
-                "progress" | "menu_progress" => turn.say(self.progress_text(tx, &inbound.sender)?),
+                "progress" | "menu_progress" => turn.say(self.progress_text(tx, prep)?),
                 "report" | "menu_report" => {
                     if let Some(flow) = scripts.flows.first() {
                         let (d, replies) = eval::start(flow, Answers::default(), self.ctx(inbound));
@@ -466,7 +482,7 @@ impl Engine {
             && images.is_empty()
             && let Some(word) = scripts.global_word(t)
         {
-            return self.on_global(tx, inbound, word, session, scripts, turn);
+            return self.on_global(tx, inbound, word, prep, session, scripts, turn);
         }
 
         // 2. A running dialog takes the input.
@@ -629,6 +645,7 @@ impl Engine {
         tx: &Tx<'_>,
         inbound: &Inbound,
         word: GlobalWord,
+        prep: &Prepared,
         session: &mut Session,
         scripts: &ScriptSet,
         turn: &mut Turn,
@@ -672,19 +689,17 @@ impl Engine {
             }
             GlobalWord::Human => {
                 turn.say(scripts.global.human_notice.clone());
-                let open: Vec<Ticket> = self
+                let open: Vec<Ticket> = prep
                     .tickets
-                    .of_reporter(&inbound.sender)
-                    .unwrap_or_default()
-                    .into_iter()
+                    .iter()
                     .filter(|t| t.status.is_open())
+                    .cloned()
                     .collect();
-                let name = self.tickets.member_label(&inbound.sender);
                 self.outbox.stage(
                     tx,
                     &Destination::Robot,
                     Message::Markdown {
-                        content: notify::robot_human(&name, &open),
+                        content: notify::robot_human(&prep.label, &open),
                     },
                     &format!("human/{}", inbound.sender),
                 )?;
@@ -693,7 +708,7 @@ impl Engine {
                 }
             }
             GlobalWord::Progress => {
-                turn.say(self.progress_text(tx, &inbound.sender)?);
+                turn.say(self.progress_text(tx, prep)?);
                 if let Some(p) = current_prompt(session) {
                     turn.say(p);
                 }
@@ -793,11 +808,12 @@ impl Engine {
         Ok(())
     }
 
-    /// The member's open tickets (and those waiting for a rating), read in the transaction.
-    fn progress_text(&self, tx: &Tx<'_>, member: &str) -> Result<String, Abort<Infallible>> {
-        let snapshot = self.tickets.of_reporter(member).unwrap_or_default();
+    /// The member's open tickets (and those waiting for a rating). The list comes from the
+    /// prepare step; each ticket is re-read in the transaction (no other sled call may run
+    /// inside it: sled holds its global lock for the whole closure).
+    fn progress_text(&self, tx: &Tx<'_>, prep: &Prepared) -> Result<String, Abort<Infallible>> {
         let mut lines = Vec::new();
-        for t in snapshot {
+        for t in &prep.tickets {
             // Re-read inside the transaction: this turn may have changed it.
             let Some(t) = self.tickets.get_in(tx, t.id)? else {
                 continue;

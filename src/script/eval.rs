@@ -408,8 +408,8 @@ pub fn advance(
             replies.push(format!("已收到截图（共 {count} 张），会随工单一起提交。"));
         }
         if text.is_none() {
-            // Remind of the question still open.
-            replies.push(prompt(flow, dialog, ctx));
+            // The open question was already asked; repeating it after every picture of a
+            // burst is noise.
             return Outcome {
                 replies,
                 action: Action::Continue,

@@ -671,6 +671,9 @@ struct SendReq {
     /// Base64 images (tests).
     #[serde(default)]
     images: Vec<String>,
+    /// Base64 files (AI-bot one-to-one chats).
+    #[serde(default)]
+    files: Vec<String>,
 }
 
 fn sniff_type(bytes: &[u8]) -> &'static str {
@@ -699,6 +702,23 @@ async fn api_send(State(sim): Shared, Json(req): Json<SendReq>) -> Response {
     let Some(chat) = ChatId::parse(&req.chat) else {
         return bad("unknown chat");
     };
+    if !req.files.is_empty() {
+        let mut last = None;
+        for f in &req.files {
+            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(f) else {
+                return bad("files must be base64");
+            };
+            let upload = Upload {
+                content_type: "application/octet-stream".into(),
+                bytes,
+            };
+            match sim.member_send_file(&chat, &req.from, &upload).await {
+                Ok(o) => last = Some(o),
+                Err(e) => return bad(e),
+            }
+        }
+        return Json(last).into_response();
+    }
     let mut uploads = Vec::new();
     for b in &req.images {
         match base64::engine::general_purpose::STANDARD.decode(b) {

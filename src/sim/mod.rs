@@ -512,6 +512,57 @@ impl Sim {
         Ok(outcome)
     }
 
+    /// A member sends a file to the AI bot in a one-to-one chat (the only place WeCom
+    /// delivers files to the bot).
+    pub async fn member_send_file(
+        &self,
+        chat: &ChatId,
+        from: &str,
+        file: &Upload,
+    ) -> Result<CallbackOutcome, String> {
+        let ChatId::Bot(owner) = chat else {
+            return Err("files reach the AI bot only in a one-to-one chat".into());
+        };
+        if owner != from || self.settings.member_name(from).is_none() {
+            return Err("a member can only write in their own one-to-one chat".into());
+        }
+        let id = self.store_media(file);
+        let seq = self.push_message(ChatMessage {
+            seq: 0,
+            chat: chat.to_string(),
+            from: from.to_owned(),
+            kind: "file".into(),
+            text: format!("[文件 {} 字节]", file.bytes.len()),
+            images: Vec::new(),
+            card: None,
+            at_ms: crate::util::unix_millis(),
+            delivery: "发送中".into(),
+            dropped: false,
+            truncated: false,
+            response_code: String::new(),
+            replaced: None,
+        });
+        let inbound = Inbound {
+            channel: Channel::Bot,
+            chat_type: ChatType::Single,
+            chat_id: from.to_owned(),
+            sender: from.to_owned(),
+            msg_id: String::new(),
+            create_time: crate::util::unix_now(),
+            content: Content::File {
+                media: MediaRef::Url {
+                    url: format!("{}/media/aibot/{id}", self.settings.public_base),
+                    aeskey: None,
+                },
+            },
+            quote: None,
+            response_url: None,
+        };
+        let outcome = self.post_inbound(chat, inbound, seq).await?;
+        self.set_delivery(seq, &outcome);
+        Ok(outcome)
+    }
+
     /// A member triggers an event (enter_agent, enter_chat, menu click).
     pub async fn member_event(
         &self,

@@ -181,7 +181,11 @@ impl Store {
         Ok(())
     }
 
-    /// Run `f` atomically over `trees`. `f` may run more than once; keep it pure.
+    /// Run `f` atomically over `trees`. `f` may run more than once; keep it pure and short.
+    ///
+    /// sled holds its process-wide transaction lock while `f` runs: `f` must touch the store
+    /// only through its [`Tx`] (any other sled call from inside deadlocks), and every other
+    /// writer waits for it.
     pub fn transaction<R, E>(
         &self,
         trees: &[&dyn AnyTree],

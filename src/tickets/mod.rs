@@ -363,14 +363,6 @@ impl Tickets {
             .collect()
     }
 
-    /// "张三（zhangsan）" from the cache, without calling WeCom.
-    pub fn member_label(&self, userid: &str) -> String {
-        match self.members.get(&userid.to_owned()) {
-            Ok(Some(m)) if m.name != userid => format!("{}（{userid}）", m.name),
-            _ => userid.to_owned(),
-        }
-    }
-
     /// Read a ticket inside a transaction.
     pub fn get_in<E>(&self, tx: &Tx<'_>, id: u64) -> Result<Option<Ticket>, Abort<E>> {
         Ok(tx.get(&self.tickets, &id)?)
@@ -521,6 +513,22 @@ impl Tickets {
         reason: &str,
         now: i64,
     ) -> Result<Ticket, Abort<E>> {
+        // The agent's own actions (rating, supplements) are not echoed back as notices.
+        let notify = !matches!(actor, Actor::Reporter(_));
+        self.transition_in(tx, id, actor, to, reason, now, notify)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn transition_in<E: From<TicketError>>(
+        &self,
+        tx: &Tx<'_>,
+        id: u64,
+        actor: &Actor,
+        to: Status,
+        reason: &str,
+        now: i64,
+        notify_agent: bool,
+    ) -> Result<Ticket, Abort<E>> {
         let mut t = self.load_in::<E>(tx, id)?;
         let from = t.status;
         if from == Status::Closed {
@@ -569,8 +577,7 @@ impl Tickets {
         )?;
         let origin = format!("ticket/{}", t.number);
         let dest = Self::to_member(&t);
-        // The agent's own actions (rating, supplements) are not echoed back as notices.
-        if !matches!(actor, Actor::Reporter(_)) {
+        if notify_agent {
             self.outbox.stage(
                 tx,
                 &dest,
@@ -608,7 +615,8 @@ impl Tickets {
         }
         let actor = Actor::Handler(handler.to_owned());
         if t.status == Status::New {
-            t = self.change_status_in::<E>(tx, id, &actor, Status::InProgress, "", now)?;
+            // The reply itself tells the agent work has started: no separate notice.
+            t = self.transition_in::<E>(tx, id, &actor, Status::InProgress, "", now, false)?;
         }
         t.updated_at = now;
         t.first_response_at.get_or_insert(now);

@@ -4,12 +4,15 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use wecom_helpdesk::app::Services;
 use wecom_helpdesk::config::Config;
 use wecom_helpdesk::shutdown::{self, Trigger};
+use wecom_helpdesk::wecom::{self, Channel, ChatType, Content, Inbound, MsgCrypt};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -50,6 +53,7 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub cfg: Config,
+    services: Option<Arc<Services>>,
     trigger: Trigger,
     handle: Option<tokio::task::JoinHandle<wecom_helpdesk::Result<()>>>,
     pub dir: tempfile::TempDir,
@@ -71,11 +75,20 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (trigger, sd) = shutdown::channel();
-        let handle = tokio::spawn(wecom_helpdesk::app::run(cfg.clone(), listener, sd));
+        let services = Arc::new(
+            Services::build(
+                Arc::new(cfg.clone()),
+                cfg.api_base(addr),
+                cfg.public_url(addr),
+            )
+            .expect("services"),
+        );
+        let handle = tokio::spawn(wecom_helpdesk::app::serve(services.clone(), listener, sd));
         let app = TestApp {
             base: format!("http://{addr}"),
             http: reqwest::Client::new(),
             cfg,
+            services: Some(services),
             trigger,
             handle: Some(handle),
             dir,
@@ -96,12 +109,22 @@ impl TestApp {
         panic!("gateway did not become healthy");
     }
 
+    /// The running services (act as a handler through the ticket service API).
+    pub fn services(&self) -> &Services {
+        self.services.as_ref().expect("running")
+    }
+
+    pub fn tickets(&self) -> &wecom_helpdesk::tickets::Tickets {
+        &self.services().tickets
+    }
+
     /// Stop the gateway and give back its data directory.
     pub async fn stop(mut self) -> tempfile::TempDir {
         self.trigger.trigger();
         if let Some(h) = self.handle.take() {
             h.await.expect("join").expect("app ran cleanly");
         }
+        self.services.take();
         let dir = tempfile::tempdir().expect("tempdir");
         std::mem::replace(&mut self.dir, dir)
     }
@@ -233,6 +256,25 @@ impl SimClient {
             .expect("json")
     }
 
+    /// Send as `member` in `chat` and wait for a reply containing `expect`; returns the texts
+    /// of every reply after the message.
+    pub async fn say(&self, chat: &str, member: &str, text: &str, expect: &str) -> Vec<String> {
+        self.say_full(chat, member, Some(text), &[], expect).await
+    }
+
+    pub async fn say_full(
+        &self,
+        chat: &str,
+        member: &str,
+        text: Option<&str>,
+        images: &[&[u8]],
+        expect: &str,
+    ) -> Vec<String> {
+        let seq = self.last_seq().await;
+        self.send_full(chat, member, text, images).await;
+        texts(&self.wait_text(chat, member, seq, expect).await)
+    }
+
     /// The highest message seq so far (to read only what comes after).
     pub async fn last_seq(&self) -> u64 {
         let all: Vec<Value> = self
@@ -259,3 +301,64 @@ pub const PNG: &[u8] = &[
     0x1F, 0x00, 0x05, 0x00, 0x01, 0xFF, 0x89, 0x99, 0x3D, 0x1D, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
     0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
 ];
+
+/// The texts of messages.
+pub fn texts(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A distinct valid PNG for each `n` (bytes after IEND make the hash differ).
+pub fn png(n: u32) -> Vec<u8> {
+    let mut v = PNG.to_vec();
+    v.extend_from_slice(&n.to_be_bytes());
+    v
+}
+
+/// A valid 18-digit ID number (GB 11643 check digit), the example from the standard.
+pub const ID_CARD: &str = "11010519491231002X";
+
+pub fn app_crypt(app: &TestApp) -> MsgCrypt {
+    let w = &app.cfg.wecom;
+    MsgCrypt::new(
+        w.app.token.expose(),
+        w.app.encoding_aes_key.expose(),
+        &w.corp_id,
+    )
+    .expect("key")
+}
+
+pub fn bot_crypt(app: &TestApp) -> MsgCrypt {
+    let w = &app.cfg.wecom;
+    MsgCrypt::new(w.bot.token.expose(), w.bot.encoding_aes_key.expose(), "").expect("key")
+}
+
+pub fn text_msg(sender: &str, msg_no: u64, text: &str) -> Inbound {
+    Inbound {
+        channel: Channel::App,
+        chat_type: ChatType::Single,
+        chat_id: sender.into(),
+        sender: sender.into(),
+        msg_id: format!("msg/1000002/{msg_no}"),
+        create_time: wecom_helpdesk::util::unix_now(),
+        content: Content::Text { text: text.into() },
+        quote: None,
+        response_url: None,
+    }
+}
+
+/// A signed, encrypted app callback: (query string, body).
+pub fn app_callback(app: &TestApp, inbound: &Inbound, timestamp: i64) -> (String, String) {
+    let c = app_crypt(app);
+    let w = &app.cfg.wecom;
+    let plain = wecom::app::message_xml(&w.corp_id, w.agent_id, inbound);
+    let enc = c.encrypt(&plain);
+    let ts = timestamp.to_string();
+    let sig = c.sign(&ts, "12345", &enc);
+    (
+        format!("msg_signature={sig}&timestamp={ts}&nonce=12345"),
+        wecom::app::envelope(&w.corp_id, w.agent_id, &enc),
+    )
+}

@@ -4,52 +4,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wecom_helpdesk::wecom::{self, Channel, ChatType, Content, Inbound, MsgCrypt};
+use wecom_helpdesk::wecom::{self, MsgCrypt};
 
-use super::common::{PNG, TestApp};
-
-fn app_crypt(app: &TestApp) -> MsgCrypt {
-    let w = &app.cfg.wecom;
-    MsgCrypt::new(
-        w.app.token.expose(),
-        w.app.encoding_aes_key.expose(),
-        &w.corp_id,
-    )
-    .expect("key")
-}
-
-fn bot_crypt(app: &TestApp) -> MsgCrypt {
-    let w = &app.cfg.wecom;
-    MsgCrypt::new(w.bot.token.expose(), w.bot.encoding_aes_key.expose(), "").expect("key")
-}
-
-fn text_msg(sender: &str, msg_no: u64, text: &str) -> Inbound {
-    Inbound {
-        channel: Channel::App,
-        chat_type: ChatType::Single,
-        chat_id: sender.into(),
-        sender: sender.into(),
-        msg_id: format!("msg/1000002/{msg_no}"),
-        create_time: wecom_helpdesk::util::unix_now(),
-        content: Content::Text { text: text.into() },
-        quote: None,
-        response_url: None,
-    }
-}
-
-/// A signed, encrypted app callback: (query string, body).
-fn app_callback(app: &TestApp, inbound: &Inbound, timestamp: i64) -> (String, String) {
-    let c = app_crypt(app);
-    let w = &app.cfg.wecom;
-    let plain = wecom::app::message_xml(&w.corp_id, w.agent_id, inbound);
-    let enc = c.encrypt(&plain);
-    let ts = timestamp.to_string();
-    let sig = c.sign(&ts, "12345", &enc);
-    (
-        format!("msg_signature={sig}&timestamp={ts}&nonce=12345"),
-        wecom::app::envelope(&w.corp_id, w.agent_id, &enc),
-    )
-}
+use super::common::{PNG, TestApp, app_callback, app_crypt, bot_crypt, text_msg};
 
 async fn post(app: &TestApp, surface: &str, query: &str, body: String) -> (u16, String) {
     let r = app

@@ -5,3 +5,4 @@ mod common;
 mod crash;
 mod crypto;
 mod gateway;
+mod intake;
