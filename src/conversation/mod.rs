@@ -157,6 +157,16 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// The message being applied and its transaction: what every routing step needs.
+#[derive(Clone, Copy)]
+struct Call<'a, 't> {
+    tx: &'a Tx<'t>,
+    inbound: &'a Inbound,
+    prep: &'a Prepared,
+    scripts: &'a ScriptSet,
+    now: i64,
+}
+
 /// One turn's output: replies to the member in this chat, and tickets touched.
 #[derive(Default)]
 struct Turn {
@@ -288,17 +298,15 @@ impl Engine {
             session.pending = None;
         }
 
+        let call = Call {
+            tx,
+            inbound,
+            prep,
+            scripts: &scripts,
+            now,
+        };
         match &inbound.content {
-            Content::Event { event } => self.on_event(
-                tx,
-                inbound,
-                event,
-                prep,
-                &mut session,
-                &scripts,
-                &mut turn,
-                now,
-            )?,
+            Content::Event { event } => self.on_event(&call, event, &mut session, &mut turn)?,
             Content::Voice {
                 transcript: None, ..
             }
@@ -315,18 +323,7 @@ impl Engine {
                     }
                 }
                 if text.is_some() || !images.is_empty() {
-                    self.on_message(
-                        tx,
-                        inbound,
-                        text,
-                        images,
-                        prep,
-                        &mut session,
-                        &chat,
-                        &scripts,
-                        &mut turn,
-                        now,
-                    )?;
+                    self.on_message(&call, text, images, &mut session, &chat, &mut turn)?;
                 }
             }
         }
@@ -343,24 +340,25 @@ impl Engine {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_event(
         &self,
-        tx: &Tx<'_>,
-        inbound: &Inbound,
+        c: &Call<'_, '_>,
         event: &Event,
-        prep: &Prepared,
         session: &mut Session,
-        scripts: &ScriptSet,
         turn: &mut Turn,
-        now: i64,
     ) -> Result<(), Abort<Infallible>> {
+        let Call {
+            tx,
+            inbound,
+            scripts,
+            ..
+        } = *c;
         match event {
             // The AI bot's welcome went back as the callback's passive reply.
             Event::EnterChat => {}
             Event::EnterAgent => turn.say(HELP_TEXT),
             Event::Click { key } => match key.as_str() {
-                "progress" | "menu_progress" => turn.say(self.progress_text(tx, prep)?),
+                "progress" | "menu_progress" => turn.say(self.progress_text(c)?),
                 "report" | "menu_report" => {
                     if let Some(flow) = scripts.flows.first() {
                         let (d, replies) = eval::start(flow, Answers::default(), self.ctx(inbound));
@@ -391,7 +389,7 @@ impl Engine {
                     .and_then(|s| s.option_ids.first())
                     .and_then(|o| o.parse::<u8>().ok())
                     .filter(|s| (1..=5).contains(s));
-                let label = self.rate(tx, &inbound.sender, id, solved, score, turn, now)?;
+                let label = self.rate(c, id, solved, score, turn)?;
                 if !response_code.is_empty()
                     && let Some(label) = label
                 {
@@ -414,17 +412,15 @@ impl Engine {
 
     /// Rate ticket `id`; returns the label for the card, or `None` when refused (the reason is
     /// said in `turn`).
-    #[allow(clippy::too_many_arguments)]
     fn rate(
         &self,
-        tx: &Tx<'_>,
-        member: &str,
+        c: &Call<'_, '_>,
         id: u64,
         solved: bool,
         score: Option<u8>,
         turn: &mut Turn,
-        now: i64,
     ) -> Result<Option<String>, Abort<Infallible>> {
+        let (tx, now, member) = (c.tx, c.now, c.inbound.sender.as_str());
         match self
             .tickets
             .rate_in::<TicketError>(tx, id, member, solved, score, now)
@@ -460,20 +456,22 @@ impl Engine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_message(
         &self,
-        tx: &Tx<'_>,
-        inbound: &Inbound,
+        c: &Call<'_, '_>,
         text: Option<&str>,
         images: Vec<String>,
-        prep: &Prepared,
         session: &mut Session,
         chat: &str,
-        scripts: &ScriptSet,
         turn: &mut Turn,
-        now: i64,
     ) -> Result<(), Abort<Infallible>> {
+        let Call {
+            tx,
+            inbound,
+            prep,
+            scripts,
+            now,
+        } = *c;
         let member = inbound.sender.as_str();
         let ctx = self.ctx(inbound);
 
@@ -482,12 +480,12 @@ impl Engine {
             && images.is_empty()
             && let Some(word) = scripts.global_word(t)
         {
-            return self.on_global(tx, inbound, word, prep, session, scripts, turn);
+            return self.on_global(c, word, session, turn);
         }
 
         // 2. A running dialog takes the input.
         if session.dialog.is_some() {
-            return self.advance(tx, inbound, text, images, prep, session, scripts, turn, now);
+            return self.advance(c, text, images, session, turn);
         }
 
         // An image (or "完成") in the app chat may belong to a dialog waiting for screenshots
@@ -504,17 +502,7 @@ impl Engine {
                 .map(|f| f.name.clone())
                 .unwrap_or_default();
             turn.say(format!("已转到您在群聊中进行的“{flow_name}”。"));
-            self.advance(
-                tx,
-                inbound,
-                text,
-                images,
-                prep,
-                &mut other_session,
-                scripts,
-                turn,
-                now,
-            )?;
+            self.advance(c, text, images, &mut other_session, turn)?;
             other_session.last_active = now;
             self.sessions.put(tx, member, &other_chat, &other_session)?;
             return Ok(());
@@ -522,38 +510,30 @@ impl Engine {
 
         // 3. Ratings, named supplements, tickets waiting for information.
         if let Some(t) = text
-            && let Some(c) = RATING.captures(t)
+            && let Some(caps) = RATING.captures(t)
         {
-            let solved = matches!(&c[1], "已解决" | "解决了" | "已经解决");
-            let score = c.get(2).and_then(|m| m.as_str().parse::<u8>().ok());
+            let solved = matches!(&caps[1], "已解决" | "解决了" | "已经解决");
+            let score = caps.get(2).and_then(|m| m.as_str().parse::<u8>().ok());
             if let Some(ticket) = prep.tickets.iter().find(|t| t.awaits_rating()) {
-                self.rate(tx, member, ticket.id, solved, score, turn, now)?;
+                self.rate(c, ticket.id, solved, score, turn)?;
                 return Ok(());
             }
         }
         if let Some(t) = text
-            && let Some(c) = SUPPLEMENT.captures(t)
+            && let Some(caps) = SUPPLEMENT.captures(t)
         {
-            let body = c[2].trim();
+            let body = caps[2].trim();
             let Some(ticket) = &prep.named else {
                 turn.say(format!(
                     "没有找到工单 {}，请核对工单号。发送“进度”查看您的工单。",
-                    &c[1]
+                    &caps[1]
                 ));
                 return Ok(());
             };
-            return self.supplement(tx, member, ticket.id, body, &images, turn, now);
+            return self.supplement(c, ticket.id, body, &images, turn);
         }
         if let Some(waiting) = prep.tickets.iter().find(|t| t.status == Status::NeedInfo) {
-            return self.supplement(
-                tx,
-                member,
-                waiting.id,
-                text.unwrap_or_default(),
-                &images,
-                turn,
-                now,
-            );
+            return self.supplement(c, waiting.id, text.unwrap_or_default(), &images, turn);
         }
 
         // 4. Flow triggers; screenshots start the report flow (a burst).
@@ -642,14 +622,18 @@ impl Engine {
 
     fn on_global(
         &self,
-        tx: &Tx<'_>,
-        inbound: &Inbound,
+        c: &Call<'_, '_>,
         word: GlobalWord,
-        prep: &Prepared,
         session: &mut Session,
-        scripts: &ScriptSet,
         turn: &mut Turn,
     ) -> Result<(), Abort<Infallible>> {
+        let Call {
+            tx,
+            inbound,
+            prep,
+            scripts,
+            ..
+        } = *c;
         let ctx = self.ctx(inbound);
         let current_prompt = |s: &Session| {
             s.dialog.as_ref().and_then(|d| {
@@ -708,7 +692,7 @@ impl Engine {
                 }
             }
             GlobalWord::Progress => {
-                turn.say(self.progress_text(tx, prep)?);
+                turn.say(self.progress_text(c)?);
                 if let Some(p) = current_prompt(session) {
                     turn.say(p);
                 }
@@ -717,19 +701,21 @@ impl Engine {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn advance(
         &self,
-        tx: &Tx<'_>,
-        inbound: &Inbound,
+        c: &Call<'_, '_>,
         text: Option<&str>,
         images: Vec<String>,
-        prep: &Prepared,
         session: &mut Session,
-        scripts: &ScriptSet,
         turn: &mut Turn,
-        now: i64,
     ) -> Result<(), Abort<Infallible>> {
+        let Call {
+            tx,
+            inbound,
+            prep,
+            scripts,
+            now,
+        } = *c;
         let Some(mut dialog) = session.dialog.take() else {
             return Ok(());
         };
@@ -771,17 +757,15 @@ impl Engine {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn supplement(
         &self,
-        tx: &Tx<'_>,
-        member: &str,
+        c: &Call<'_, '_>,
         id: u64,
         text: &str,
         images: &[String],
         turn: &mut Turn,
-        now: i64,
     ) -> Result<(), Abort<Infallible>> {
+        let (tx, now, member) = (c.tx, c.now, c.inbound.sender.as_str());
         match self
             .tickets
             .supplement_in::<TicketError>(tx, id, member, text, images, now)
@@ -811,7 +795,8 @@ impl Engine {
     /// The member's open tickets (and those waiting for a rating). The list comes from the
     /// prepare step; each ticket is re-read in the transaction (no other sled call may run
     /// inside it: sled holds its global lock for the whole closure).
-    fn progress_text(&self, tx: &Tx<'_>, prep: &Prepared) -> Result<String, Abort<Infallible>> {
+    fn progress_text(&self, c: &Call<'_, '_>) -> Result<String, Abort<Infallible>> {
+        let (tx, prep) = (c.tx, c.prep);
         let mut lines = Vec::new();
         for t in &prep.tickets {
             // Re-read inside the transaction: this turn may have changed it.
