@@ -175,7 +175,7 @@ pub async fn serve_with(
             local.clone(),
             format!("{local}/sim"),
         )?)?;
-        router = router.nest("/sim", crate::sim::router(sim));
+        router = crate::sim::mount(router, sim);
     }
 
     let workers = if options.workers {
@@ -289,7 +289,7 @@ pub async fn run_sim(
         cfg.sim.gateway_url.clone(),
         public.clone(),
     )?)?;
-    let router = Router::new().nest("/sim", crate::sim::router(sim));
+    let router = crate::sim::mount(Router::new(), sim);
     tracing::info!(
         "WeCom simulator: chat page {public}/ ; server API base {public} ; callbacks go to {}",
         cfg.sim.gateway_url

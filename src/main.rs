@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use wecom_helpdesk::config::Config;
-use wecom_helpdesk::{app, inbox, outbox, shutdown, store, telemetry};
+use wecom_helpdesk::{app, inbox, outbox, script, shutdown, store, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +39,20 @@ enum Command {
         #[command(subcommand)]
         action: InboxAction,
     },
+    /// Intake scripts (bot-scripts/).
+    Script {
+        #[command(subcommand)]
+        action: ScriptAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScriptAction {
+    /// Validate every *.toml of a folder; errors are printed as path:line: message.
+    Check {
+        /// Folder to check (default: paths.scripts_dir).
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -60,6 +74,13 @@ enum InboxAction {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init();
+    // Checks that need no configuration run before it is loaded.
+    if let Some(Command::Script {
+        action: ScriptAction::Check { dir: Some(dir) },
+    }) = &cli.command
+    {
+        return script_check(dir);
+    }
     let cfg = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -76,6 +97,33 @@ fn main() -> anyhow::Result<()> {
         Command::Sim => runtime.block_on(sim(cfg)),
         Command::Outbox { action } => outbox_cmd(&cfg, action),
         Command::Inbox { action } => inbox_cmd(&cfg, action),
+        Command::Script {
+            action: ScriptAction::Check { dir },
+        } => script_check(&dir.unwrap_or_else(|| cfg.paths.scripts_dir.clone())),
+    }
+}
+
+fn script_check(dir: &std::path::Path) -> anyhow::Result<()> {
+    match script::load_dir(dir) {
+        Ok(set) => {
+            for f in &set.flows {
+                println!(
+                    "ok  {}  flow `{}` ({}): {} steps, triggers: {}",
+                    f.path,
+                    f.id,
+                    f.name,
+                    f.steps.len(),
+                    f.triggers.join(" ")
+                );
+            }
+            Ok(())
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            std::process::exit(1);
+        }
     }
 }
 

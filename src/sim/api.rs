@@ -27,6 +27,11 @@ const ROBOT_PER_MINUTE: usize = 20;
 
 type Shared = State<Arc<Sim>>;
 
+/// Mount the simulator under `/sim` of `app` (the chat page answers at `/sim` and `/sim/`).
+pub fn mount(app: Router, sim: Arc<Sim>) -> Router {
+    app.route("/sim/", get(page)).nest("/sim", router(sim))
+}
+
 /// All simulator routes, relative to its mount point (`/sim`).
 pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()

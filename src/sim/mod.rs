@@ -30,7 +30,7 @@ use crate::config::{Config, Secret};
 use crate::wecom::client::CallbackPoster;
 use crate::wecom::{self, Channel, ChatType, Content, Event, Inbound, MediaRef, MsgCrypt};
 
-pub use api::router;
+pub use api::{mount, router};
 
 /// How long WeCom waits for a callback answer before retrying.
 pub const CALLBACK_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,6 +1,7 @@
 //! The one integration-test binary: end-to-end tests over real HTTP, with the built-in WeCom
 //! simulator (or a standalone one) standing in for WeCom.
 
+mod cli;
 mod common;
 mod crash;
 mod crypto;
