@@ -15,6 +15,7 @@
 //! | [`store`] | the only sled user: typed trees, transactions, group-commit durability, media files |
 //! | [`wecom`] | protocol types, XML/JSON parsing, `crypto` (WXBizMsgCrypt), `client` (the only reqwest user) |
 //! | [`inbox`] | durable, deduplicated queue of verified inbound messages |
+//! | [`kb`] | FAQ entries from `kb/`, jieba + tantivy index, FAQ-first decision, query log |
 //! | [`outbox`] | durable queue of outbound messages and its delivery worker |
 //! | [`script`] | intake flows from `bot-scripts/`: validation, hot reload, pure step evaluation |
 //! | [`tickets`] | ticket model, state machine, numbering, thread, notices, PII masking |
@@ -29,6 +30,7 @@ pub mod conversation;
 pub mod error;
 pub mod http;
 pub mod inbox;
+pub mod kb;
 pub mod outbox;
 pub mod script;
 pub mod shutdown;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use wecom_helpdesk::config::Config;
-use wecom_helpdesk::{app, inbox, outbox, script, shutdown, store, telemetry};
+use wecom_helpdesk::{app, inbox, kb, outbox, script, shutdown, store, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -39,10 +39,56 @@ enum Command {
         #[command(subcommand)]
         action: InboxAction,
     },
+    /// The FAQ knowledge base (kb/).
+    Kb {
+        #[command(subcommand)]
+        action: KbAction,
+    },
     /// Intake scripts (bot-scripts/).
     Script {
         #[command(subcommand)]
         action: ScriptAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KbAction {
+    /// Parse every entry of a folder; errors are printed as path:line: message.
+    Check {
+        #[arg(default_value = "kb")]
+        dir: PathBuf,
+    },
+    /// Rank the entries for a question, with scores and the FAQ-first decision.
+    Search {
+        question: String,
+        #[arg(long, default_value = "kb")]
+        dir: PathBuf,
+        #[arg(short, default_value_t = 5)]
+        k: usize,
+    },
+    /// Serve the FAQ evaluation line protocol over a kb.jsonl (stdin/stdout).
+    Eval {
+        /// kb.jsonl to index (default: $FAQ_EVAL_KB).
+        #[arg(long, env = "FAQ_EVAL_KB")]
+        kb: PathBuf,
+        /// Folder with dict.txt and synonyms.txt.
+        #[arg(long, default_value = "kb")]
+        resources: PathBuf,
+    },
+    /// Precision and coverage of the answer threshold over labelled queries.
+    Calibrate {
+        #[arg(long)]
+        kb: PathBuf,
+        #[arg(long)]
+        queries: PathBuf,
+        #[arg(long, default_value = "kb")]
+        resources: PathBuf,
+    },
+    /// Hot questions, unanswered questions and the deflection rate from the query log
+    /// (run while the gateway is stopped).
+    Report {
+        #[arg(long, default_value_t = 7)]
+        days: i64,
     },
 }
 
@@ -74,12 +120,15 @@ enum InboxAction {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init();
-    // Checks that need no configuration run before it is loaded.
-    if let Some(Command::Script {
-        action: ScriptAction::Check { dir: Some(dir) },
-    }) = &cli.command
-    {
-        return script_check(dir);
+    // Commands that need no configuration run before it is loaded.
+    match &cli.command {
+        Some(Command::Script {
+            action: ScriptAction::Check { dir: Some(dir) },
+        }) => return script_check(dir),
+        Some(Command::Kb { action }) if !matches!(action, KbAction::Report { .. }) => {
+            return kb_cmd(action);
+        }
+        _ => {}
     }
     let cfg = match Config::load(&cli.config) {
         Ok(c) => c,
@@ -100,7 +149,125 @@ fn main() -> anyhow::Result<()> {
         Command::Script {
             action: ScriptAction::Check { dir },
         } => script_check(&dir.unwrap_or_else(|| cfg.paths.scripts_dir.clone())),
+        Command::Kb {
+            action: KbAction::Report { days },
+        } => kb_report(&cfg, days),
+        Command::Kb { action } => kb_cmd(&action),
     }
+}
+
+fn resources(dir: &std::path::Path) -> (String, String) {
+    (
+        std::fs::read_to_string(dir.join("dict.txt")).unwrap_or_default(),
+        std::fs::read_to_string(dir.join("synonyms.txt")).unwrap_or_default(),
+    )
+}
+
+fn kb_cmd(action: &KbAction) -> anyhow::Result<()> {
+    match action {
+        KbAction::Check { dir } => {
+            let loaded =
+                kb::entry::load_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+            let drafts = loaded.entries.iter().filter(|e| e.draft).count();
+            println!(
+                "{} entries ({} served, {} drafts), {} synonym groups, {} dictionary words",
+                loaded.entries.len(),
+                loaded.entries.len() - drafts,
+                drafts,
+                loaded
+                    .synonyms
+                    .lines()
+                    .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                    .count(),
+                loaded.dict.lines().filter(|l| !l.trim().is_empty()).count()
+            );
+            for e in &loaded.errors {
+                eprintln!("{e}");
+            }
+            if !loaded.errors.is_empty() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        KbAction::Search { question, dir, k } => {
+            let loaded =
+                kb::entry::load_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+            let index = kb::build(&loaded.entries, &loaded.dict, &loaded.synonyms)?;
+            let hits = index.search(question, *k);
+            for (i, h) in hits.iter().enumerate() {
+                println!(
+                    "{}. {:<24} score {:.3}  confidence {:.2}  {}",
+                    i + 1,
+                    h.entry.id,
+                    h.score,
+                    h.confidence,
+                    h.entry.question
+                );
+            }
+            if hits.is_empty() {
+                println!("(no match)");
+            }
+            Ok(())
+        }
+        KbAction::Eval { kb, resources: res } => {
+            let started = std::time::Instant::now();
+            let entries = kb::entry::load_jsonl(kb)?;
+            let (dict, synonyms) = resources(res);
+            let index = kb::build(&entries, &dict, &synonyms)?;
+            let stdin = std::io::stdin();
+            kb::eval::serve(
+                &index,
+                started.elapsed().as_millis(),
+                stdin.lock(),
+                std::io::stdout().lock(),
+            )?;
+            Ok(())
+        }
+        KbAction::Calibrate {
+            kb,
+            queries,
+            resources: res,
+        } => {
+            let entries = kb::entry::load_jsonl(kb)?;
+            let (dict, synonyms) = resources(res);
+            let index = kb::build(&entries, &dict, &synonyms)?;
+            let queries = std::fs::read_to_string(queries)?;
+            let thresholds: Vec<f32> = (0..=20).map(|i| i as f32 * 0.05).collect();
+            println!("threshold  coverage  precision@1  in-top-3");
+            for r in
+                kb::eval::calibrate(&index, &queries, &thresholds).map_err(anyhow::Error::msg)?
+            {
+                println!(
+                    "{:>9.2}  {:>8.3}  {:>11.3}  {:>8.3}",
+                    r.threshold, r.coverage, r.precision, r.top3
+                );
+            }
+            Ok(())
+        }
+        KbAction::Report { .. } => unreachable!("handled with a configuration"),
+    }
+}
+
+fn kb_report(cfg: &Config, days: i64) -> anyhow::Result<()> {
+    let store = open_store(cfg)?;
+    let log = kb::log::FaqLog::open(&store)?;
+    let since = wecom_helpdesk::util::unix_millis() - days * 24 * 3600 * 1000;
+    let r = log.report(since, 10)?;
+    println!("questions in the last {days} days: {}", r.questions);
+    println!(
+        "answered {}  suggested {}  no match {}  solved {}  unsolved {}  tickets {}",
+        r.answered, r.suggested, r.no_match, r.solved, r.unsolved, r.tickets
+    );
+    println!("deflection rate: {:.1}%", r.deflection_rate() * 100.0);
+    println!("hot entries:");
+    for (id, n) in &r.hot {
+        println!("  {n:>5}  {id}");
+    }
+    println!("unanswered questions:");
+    for (q, n) in &r.unanswered {
+        println!("  {n:>5}  {q}");
+    }
+    Ok(())
 }
 
 fn script_check(dir: &std::path::Path) -> anyhow::Result<()> {
