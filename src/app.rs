@@ -12,9 +12,11 @@ use tokio::net::TcpListener;
 use crate::config::{Config, loopback_for};
 use crate::conversation::media::Fetcher;
 use crate::conversation::session::Sessions;
-use crate::conversation::{Engine, EngineSettings, Worker};
+use crate::conversation::{Engine, EngineDeps, EngineSettings, Worker};
 use crate::http::{self, AppState};
 use crate::inbox::Inbox;
+use crate::kb::Kb;
+use crate::kb::log::FaqLog;
 use crate::outbox::{Deliverer, Outbox};
 use crate::script::Scripts;
 use crate::shutdown::{Shutdown, supervise};
@@ -31,6 +33,7 @@ pub struct Services {
     pub outbox: Outbox,
     pub tickets: Tickets,
     pub scripts: Arc<Scripts>,
+    pub kb: Arc<Kb>,
     pub client: Arc<Client>,
     pub engine: Arc<Engine>,
 }
@@ -74,22 +77,26 @@ impl Services {
             )?
             .aes_key(),
         };
-        let engine = Arc::new(Engine::new(
-            store.clone(),
-            inbox.clone(),
-            outbox.clone(),
+        let kb = Arc::new(Kb::load(&cfg.paths.kb_dir)?);
+        let engine = Arc::new(Engine::new(EngineDeps {
+            store: store.clone(),
+            inbox: inbox.clone(),
+            outbox: outbox.clone(),
             sessions,
-            tickets.clone(),
-            scripts.clone(),
-            client.clone(),
+            tickets: tickets.clone(),
+            scripts: scripts.clone(),
+            kb: kb.clone(),
+            faq_log: FaqLog::open(&store)?,
+            client: client.clone(),
             fetcher,
-            EngineSettings {
+            settings: EngineSettings {
+                faq: cfg.faq.clone(),
                 idle_timeout: cfg.conversation.idle_timeout,
                 burst_window: cfg.conversation.burst_window,
                 customer_no: cfg.tickets.customer_no_pattern.clone(),
                 utc_offset: cfg.utc_offset(),
             },
-        ));
+        }));
         Ok(Services {
             cfg,
             store,
@@ -97,6 +104,7 @@ impl Services {
             outbox,
             tickets,
             scripts,
+            kb,
             client,
             engine,
         })
@@ -235,6 +243,32 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<tokio::task::JoinHand
                     tokio::select! {
                         () = sd.wait() => return Ok(()),
                         () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    }
+                }
+            }
+        }));
+    }
+    {
+        // The knowledge base's only writer: rebuild off the async threads, swap when done.
+        let (kb, sd) = (s.kb.clone(), shutdown.clone());
+        handles.push(supervise("kb-reloader", shutdown.clone(), move || {
+            let (kb, mut sd) = (kb.clone(), sd.clone());
+            async move {
+                loop {
+                    let k = kb.clone();
+                    match tokio::task::spawn_blocking(move || k.reload_if_changed()).await? {
+                        Ok(Some(r)) => {
+                            for e in &r.errors {
+                                tracing::error!("knowledge base entry rejected: {e}");
+                            }
+                            tracing::info!(served = r.served, drafts = r.drafts, "knowledge base reloaded");
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(error = %e, "knowledge base reload failed; the running index stays"),
+                    }
+                    tokio::select! {
+                        () = sd.wait() => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
                     }
                 }
             }

@@ -306,8 +306,8 @@ struct RawFaq {
 impl Default for RawFaq {
     fn default() -> Self {
         RawFaq {
-            answer_threshold: 0.55,
-            suggest_threshold: 0.25,
+            answer_threshold: 0.70,
+            suggest_threshold: 0.35,
         }
     }
 }

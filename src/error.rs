@@ -17,6 +17,8 @@ pub enum Error {
     Crypto(#[from] crate::wecom::CryptoError),
     #[error("invalid intake scripts:\n{0}")]
     Scripts(#[from] crate::script::Errors),
+    #[error(transparent)]
+    Kb(#[from] crate::kb::Error),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -16,7 +16,10 @@
 //!    text or images while a ticket is 待补充 go into its thread;
 //! 4. a flow's trigger word starts it; screenshots without a dialog start the report flow,
 //!    keeping the text sent just before as the description (a burst);
-//! 5. anything else is a question for the FAQ.
+//! 5. anything else is a question for the FAQ: answered above `faq.answer_threshold` (with
+//!    "是否解决了您的问题？"), offered as a numbered choice above `faq.suggest_threshold`,
+//!    otherwise the intake is offered. "未解决" starts the intake with the question kept as
+//!    the description. Every question is logged with its hits, decision and feedback.
 
 pub mod media;
 pub mod session;
@@ -26,7 +29,10 @@ use std::convert::Infallible;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use crate::config::FaqConfig;
 use crate::inbox::{Inbox, InboxItem};
+use crate::kb::log::{Decided, FaqLog, Feedback, QueryLog};
+use crate::kb::{self, Decision, Hit, Kb};
 use crate::outbox::Outbox;
 use crate::script::eval::{self, Action, Answers, Ctx, Input};
 use crate::script::{GlobalWord, ScriptSet, Scripts};
@@ -38,7 +44,7 @@ use crate::wecom::outbound::{Destination, Message};
 use crate::wecom::{Channel, ChatType, Content, Event, Inbound, MediaRef};
 
 use media::{Fetcher, ImageError};
-use session::{Session, Sessions};
+use session::{Pending, Session, Sessions};
 
 /// Processing attempts before an inbox item is dead-lettered.
 const MAX_FAILURES: u32 = 5;
@@ -54,8 +60,19 @@ pub const HELP_TEXT: &str = "您好，我是事件助手，可以帮您：\n\
 处理过程中可随时发送“取消”结束当前操作，发送“人工”联系处理人员。";
 
 const UNSUPPORTED: &str = "暂不支持这类消息，请发送文字或截图。发送“帮助”查看我能做什么。";
-const NOT_UNDERSTOOD: &str =
-    "这个问题我暂时回答不了。如需处理人员跟进，请发送“提单”上报；发送“帮助”查看我能做什么。";
+const NOT_UNDERSTOOD: &str = "没有找到相关的答案。需要处理人员跟进请回复“提单”，我会一步步引导您提交；发送“帮助”查看我能做什么。";
+
+/// The question after an FAQ answer.
+const FAQ_ASK: &str =
+    "这个回答解决您的问题了吗？回复“已解决”或“未解决”；需要处理人员跟进请回复“提单”。";
+
+fn faq_answer(entry: &kb::Entry) -> String {
+    format!("【{}】\n{}\n\n{FAQ_ASK}", entry.question, entry.answer)
+}
+
+fn media_is_empty(content: &Content) -> bool {
+    content.images().is_empty() && !matches!(content, Content::File { .. })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -98,6 +115,7 @@ pub fn shape_replies(inbound: &Inbound, replies: Vec<String>) -> Vec<Message> {
 /// Settings the engine reads.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
+    pub faq: FaqConfig,
     pub idle_timeout: Duration,
     pub burst_window: Duration,
     pub customer_no: regex::Regex,
@@ -117,6 +135,8 @@ pub struct Prepared {
     pub tickets: Vec<Ticket>,
     /// For `补充 <工单号> …`: the named ticket, if it exists.
     pub named: Option<Ticket>,
+    /// FAQ hits for a question (searched only when the text can be one).
+    pub hits: Vec<Hit>,
 }
 
 /// Effects to announce after the transaction commits.
@@ -137,6 +157,21 @@ static SUPPLEMENT: LazyLock<regex::Regex> = LazyLock::new(|| {
         .expect("supplement pattern")
 });
 
+/// Everything the engine works with (built once by `app`).
+pub struct EngineDeps {
+    pub store: Store,
+    pub inbox: Inbox,
+    pub outbox: Outbox,
+    pub sessions: Sessions,
+    pub tickets: Tickets,
+    pub scripts: Arc<Scripts>,
+    pub kb: Arc<Kb>,
+    pub faq_log: FaqLog,
+    pub client: Arc<Client>,
+    pub fetcher: Fetcher,
+    pub settings: EngineSettings,
+}
+
 /// Decides what to do with each inbound message.
 #[derive(Clone)]
 pub struct Engine {
@@ -146,6 +181,8 @@ pub struct Engine {
     sessions: Sessions,
     tickets: Tickets,
     scripts: Arc<Scripts>,
+    kb: Arc<Kb>,
+    faq_log: FaqLog,
     client: Arc<Client>,
     fetcher: Fetcher,
     settings: EngineSettings,
@@ -181,34 +218,25 @@ impl Turn {
 }
 
 impl Engine {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        store: Store,
-        inbox: Inbox,
-        outbox: Outbox,
-        sessions: Sessions,
-        tickets: Tickets,
-        scripts: Arc<Scripts>,
-        client: Arc<Client>,
-        fetcher: Fetcher,
-        settings: EngineSettings,
-    ) -> Engine {
+    pub fn new(d: EngineDeps) -> Engine {
         Engine {
-            store,
-            inbox,
-            outbox,
-            sessions,
-            tickets,
-            scripts,
-            client,
-            fetcher,
-            settings,
+            store: d.store,
+            inbox: d.inbox,
+            outbox: d.outbox,
+            sessions: d.sessions,
+            tickets: d.tickets,
+            scripts: d.scripts,
+            kb: d.kb,
+            faq_log: d.faq_log,
+            client: d.client,
+            fetcher: d.fetcher,
+            settings: d.settings,
         }
     }
 
     /// Every tree a processing transaction touches.
     pub fn trees(&self) -> Vec<&dyn AnyTree> {
-        let mut v: Vec<&dyn AnyTree> = vec![self.inbox.tree()];
+        let mut v: Vec<&dyn AnyTree> = vec![self.inbox.tree(), self.faq_log.tree()];
         v.extend(self.sessions.trees());
         v.extend(self.tickets.trees());
         v
@@ -250,13 +278,37 @@ impl Engine {
             .text()
             .and_then(|t| SUPPLEMENT.captures(t.trim()))
             .and_then(|c| self.tickets.by_number(&c[1]).ok().flatten());
+        let hits = match inbound.content.text() {
+            Some(t) if media_is_empty(&inbound.content) && self.may_be_question(inbound, t) => {
+                self.kb.search(t, 5)
+            }
+            _ => Vec::new(),
+        };
         Prepared {
             images,
             name,
             label,
             tickets,
             named,
+            hits,
         }
+    }
+
+    /// Whether `text` could reach the FAQ (step 5): not a command, not a dialog answer.
+    fn may_be_question(&self, inbound: &Inbound, text: &str) -> bool {
+        let t = text.trim();
+        let scripts = self.scripts.current();
+        if t.is_empty()
+            || scripts.global_word(t).is_some()
+            || scripts.triggered(t).is_some()
+            || RATING.is_match(t)
+            || SUPPLEMENT.is_match(t)
+            || (t.chars().count() <= 2 && t.chars().all(|c| c.is_ascii_digit()))
+        {
+            return false;
+        }
+        let chat = format!("{}/{}", inbound.channel.as_str(), inbound.chat_id);
+        !matches!(self.sessions.peek(&inbound.sender, &chat), Ok(Some(s)) if s.dialog.is_some())
     }
 
     fn ctx<'a>(&'a self, inbound: &Inbound) -> Ctx<'a> {
@@ -508,6 +560,15 @@ impl Engine {
             return Ok(());
         }
 
+        // The answer to the last FAQ question ("是否解决了" / "您是不是想问").
+        if let Some(t) = text
+            && images.is_empty()
+            && let Some(pending) = session.pending.take()
+            && self.on_pending(c, t, pending, session, turn)?
+        {
+            return Ok(());
+        }
+
         // 3. Ratings, named supplements, tickets waiting for information.
         if let Some(t) = text
             && let Some(caps) = RATING.captures(t)
@@ -571,12 +632,184 @@ impl Engine {
             return Ok(());
         }
 
-        // 5. A question.
+        // 5. A question for the FAQ.
         if let Some(t) = text {
             session.last_text = Some((t.to_owned(), now));
-            turn.say(NOT_UNDERSTOOD);
+            self.answer_question(c, t, session, turn)?;
         }
         Ok(())
+    }
+
+    fn log_question(
+        &self,
+        c: &Call<'_, '_>,
+        question: &str,
+        decided: Decided,
+    ) -> Result<u64, Abort<Infallible>> {
+        Ok(self.faq_log.record_in(
+            c.tx,
+            &QueryLog {
+                at: c.now,
+                member: c.inbound.sender.clone(),
+                channel: c.inbound.channel.as_str().to_owned(),
+                question: crate::tickets::mask::mask_text(&crate::util::truncate_chars(
+                    question, 200,
+                )),
+                hits: c
+                    .prep
+                    .hits
+                    .iter()
+                    .map(|h| (h.entry.id.clone(), h.confidence))
+                    .collect(),
+                decided,
+                feedback: None,
+            },
+        )?)
+    }
+
+    /// The FAQ-first policy: answer, suggest, or say so and offer the intake.
+    fn answer_question(
+        &self,
+        c: &Call<'_, '_>,
+        question: &str,
+        session: &mut Session,
+        turn: &mut Turn,
+    ) -> Result<(), Abort<Infallible>> {
+        match kb::decide(&c.prep.hits, &self.settings.faq) {
+            Decision::Answer(hit) => {
+                let log_id = self.log_question(
+                    c,
+                    question,
+                    Decided::Answered {
+                        entry: hit.entry.id.clone(),
+                    },
+                )?;
+                turn.say(faq_answer(&hit.entry));
+                session.pending = Some(Pending::FaqFeedback {
+                    log_id,
+                    question: question.to_owned(),
+                    entry_id: hit.entry.id.clone(),
+                });
+            }
+            Decision::Suggest(hits) => {
+                let entries: Vec<String> = hits.iter().map(|h| h.entry.id.clone()).collect();
+                let log_id = self.log_question(
+                    c,
+                    question,
+                    Decided::Suggested {
+                        entries: entries.clone(),
+                    },
+                )?;
+                let list: Vec<String> = hits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| format!("{}. {}", i + 1, h.entry.question))
+                    .collect();
+                turn.say(format!(
+                    "您是不是想问：\n{}\n\n回复序号查看答案；都不是请回复“提单”上报。",
+                    list.join("\n")
+                ));
+                session.pending = Some(Pending::FaqChoice {
+                    log_id,
+                    question: question.to_owned(),
+                    entries,
+                });
+            }
+            Decision::NoMatch => {
+                self.log_question(c, question, Decided::NoMatch)?;
+                turn.say(NOT_UNDERSTOOD);
+            }
+        }
+        Ok(())
+    }
+
+    /// Start the report flow with `question` kept as the description.
+    fn start_report(
+        &self,
+        c: &Call<'_, '_>,
+        question: &str,
+        session: &mut Session,
+        turn: &mut Turn,
+    ) {
+        let Some(flow) = c.scripts.flow("report").or_else(|| c.scripts.flows.first()) else {
+            return;
+        };
+        let prefill = Answers {
+            description: Some(question.to_owned()),
+            ..Answers::default()
+        };
+        let (d, replies) = eval::start(flow, prefill, self.ctx(c.inbound));
+        session.dialog = Some(d);
+        session.last_text = None;
+        turn.replies.extend(replies);
+    }
+
+    /// Handle a reply to the last FAQ question. Returns whether it was one.
+    fn on_pending(
+        &self,
+        c: &Call<'_, '_>,
+        text: &str,
+        pending: Pending,
+        session: &mut Session,
+        turn: &mut Turn,
+    ) -> Result<bool, Abort<Infallible>> {
+        let key = crate::script::word_key(text);
+        let solved = matches!(
+            key.as_str(),
+            "已解决" | "解决了" | "已经解决" | "好了" | "谢谢" | "明白了"
+        );
+        let unsolved = matches!(
+            key.as_str(),
+            "未解决" | "没解决" | "没有解决" | "还没解决" | "不是" | "都不是" | "没用" | "不行"
+        );
+        let trigger = c.scripts.triggered(text).is_some();
+        let (log_id, question) = match &pending {
+            Pending::FaqFeedback {
+                log_id, question, ..
+            }
+            | Pending::FaqChoice {
+                log_id, question, ..
+            } => (*log_id, question.clone()),
+        };
+        if trigger || unsolved {
+            let fb = if trigger {
+                Feedback::Ticket
+            } else {
+                Feedback::Unsolved
+            };
+            self.faq_log.feedback_in(c.tx, log_id, fb)?;
+            if unsolved {
+                turn.say("抱歉没能解决。我们来提交工单，您的问题已记为问题描述。");
+            }
+            self.start_report(c, &question, session, turn);
+            return Ok(true);
+        }
+        match pending {
+            Pending::FaqFeedback { .. } if solved => {
+                self.faq_log.feedback_in(c.tx, log_id, Feedback::Solved)?;
+                turn.say("很高兴帮到您！还有问题随时问我。");
+                Ok(true)
+            }
+            Pending::FaqChoice { entries, .. } => {
+                let picked = crate::conversation::validators::normalize(text)
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|n| entries.get(n.checked_sub(1)?))
+                    .and_then(|id| self.kb.current().get(id).cloned());
+                let Some(entry) = picked else {
+                    return Ok(false);
+                };
+                self.faq_log.chosen_in(c.tx, log_id, &entry.id)?;
+                turn.say(faq_answer(&entry));
+                session.pending = Some(Pending::FaqFeedback {
+                    log_id,
+                    question,
+                    entry_id: entry.id.clone(),
+                });
+                Ok(true)
+            }
+            Pending::FaqFeedback { .. } => Ok(false),
+        }
     }
 
     fn is_done_word(&self, scripts: &ScriptSet, session: &Session, text: &str) -> bool {

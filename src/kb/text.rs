@@ -231,7 +231,7 @@ mod tests {
     fn normalisation_and_units() {
         assert_eq!(normalize("ＶＩＰ　会员１２３"), "vip 会员123");
         assert_eq!(
-            units("[机构]卡的VIP,level2行情？"),
+            units(&normalize("[机构]卡的VIP,level2行情？")),
             ["机", "构", "卡", "的", "vip", "level2", "行", "情"]
         );
         assert_eq!(units("[numbers]元"), ["numbers", "元"]);
@@ -245,13 +245,13 @@ mod tests {
             char_grams(&u),
             ["证", "券", "账", "户", "证券", "券账", "账户"]
         );
-        let p = pinyin_grams(&units("证劵"));
-        assert!(p.contains(&"#zheng_quan".to_owned()), "{p:?}");
-        let q = pinyin_grams(&units("证券"));
+        let typo = pinyin_grams(&units("短信宝登陆"));
+        let right = pinyin_grams(&units("短线宝登录"));
         assert!(
-            q.contains(&"#zheng_quan".to_owned()),
-            "homophones share pinyin: {q:?}"
+            typo.contains(&"#deng_lu".to_owned()) && right.contains(&"#deng_lu".to_owned()),
+            "homophones share pinyin: {typo:?}"
         );
+        assert!(typo.contains(&"#duan".to_owned()) && !typo.contains(&"线".to_owned()));
     }
 
     #[test]

@@ -261,7 +261,7 @@ async fn cancel_ends_the_dialog_and_later_messages_start_fresh() {
     let r = sim.say(chat, "zhangsan", "取消", "已取消").await;
     assert_eq!(r.len(), 1);
     // An answer after cancel is not taken as step input.
-    let r = sim.say(chat, "zhangsan", "2", "暂时回答不了").await;
+    let r = sim.say(chat, "zhangsan", "2", "提单").await;
     assert!(!r.iter().any(|t| t.contains("第3步")), "{r:?}");
     sim.say(chat, "zhangsan", "取消", "没有进行中的提单").await;
     // 重新开始 starts over with nothing kept.
@@ -349,7 +349,7 @@ async fn a_burst_of_text_and_screenshots_becomes_one_intake() {
         chat,
         "zhangsan",
         "客户股票交易不了，下单时提示资金不足",
-        "暂时回答不了",
+        "提单",
     )
     .await;
     // Three screenshots in a row, without waiting for any answer.
