@@ -34,6 +34,7 @@ pub struct Services {
     pub tickets: Tickets,
     pub scripts: Arc<Scripts>,
     pub kb: Arc<Kb>,
+    pub faq_log: FaqLog,
     pub client: Arc<Client>,
     pub engine: Arc<Engine>,
 }
@@ -78,6 +79,7 @@ impl Services {
             .aes_key(),
         };
         let kb = Arc::new(Kb::load(&cfg.paths.kb_dir)?);
+        let faq_log = FaqLog::open(&store)?;
         let engine = Arc::new(Engine::new(EngineDeps {
             store: store.clone(),
             inbox: inbox.clone(),
@@ -86,7 +88,7 @@ impl Services {
             tickets: tickets.clone(),
             scripts: scripts.clone(),
             kb: kb.clone(),
-            faq_log: FaqLog::open(&store)?,
+            faq_log: faq_log.clone(),
             client: client.clone(),
             fetcher,
             settings: EngineSettings {
@@ -105,6 +107,7 @@ impl Services {
             tickets,
             scripts,
             kb,
+            faq_log,
             client,
             engine,
         })

@@ -62,6 +62,8 @@ pub const HELP_TEXT: &str = "您好，我是事件助手，可以帮您：\n\
 const UNSUPPORTED: &str = "暂不支持这类消息，请发送文字或截图。发送“帮助”查看我能做什么。";
 const NOT_UNDERSTOOD: &str = "没有找到相关的答案。需要处理人员跟进请回复“提单”，我会一步步引导您提交；发送“帮助”查看我能做什么。";
 
+const EMPTY_HINT: &str = "请直接描述您遇到的问题，或发送“帮助”查看我能做什么。";
+
 /// The question after an FAQ answer.
 const FAQ_ASK: &str =
     "这个回答解决您的问题了吗？回复“已解决”或“未解决”；需要处理人员跟进请回复“提单”。";
@@ -373,6 +375,9 @@ impl Engine {
                         Ok(h) => images.push(h.clone()),
                         Err(e) => turn.say(e.to_string()),
                     }
+                }
+                if text.is_none() && images.is_empty() && prep.images.is_empty() {
+                    turn.say(EMPTY_HINT);
                 }
                 if text.is_some() || !images.is_empty() {
                     self.on_message(&call, text, images, &mut session, &chat, &mut turn)?;

@@ -5,5 +5,6 @@ mod cli;
 mod common;
 mod crash;
 mod crypto;
+mod faq;
 mod gateway;
 mod intake;
