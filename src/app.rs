@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::accounts::{Accounts, Role};
 use crate::config::{Config, loopback_for};
 use crate::conversation::media::Fetcher;
 use crate::conversation::session::Sessions;
@@ -35,6 +36,7 @@ pub struct Services {
     pub scripts: Arc<Scripts>,
     pub kb: Arc<Kb>,
     pub faq_log: FaqLog,
+    pub accounts: Arc<Accounts>,
     pub client: Arc<Client>,
     pub engine: Arc<Engine>,
 }
@@ -80,6 +82,14 @@ impl Services {
         };
         let kb = Arc::new(Kb::load(&cfg.paths.kb_dir)?);
         let faq_log = FaqLog::open(&store)?;
+        let accounts = Arc::new(
+            Accounts::open(
+                &store,
+                cfg.console.session_ttl,
+                cfg.console.login_attempts_per_minute,
+            )
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+        );
         let engine = Arc::new(Engine::new(EngineDeps {
             store: store.clone(),
             inbox: inbox.clone(),
@@ -108,6 +118,7 @@ impl Services {
             scripts,
             kb,
             faq_log,
+            accounts,
             client,
             engine,
         })
@@ -176,7 +187,17 @@ pub async fn serve_with(
             "",
         )?),
         ready: Arc::new(AtomicBool::new(false)),
+        tickets: services.tickets.clone(),
+        accounts: services.accounts.clone(),
+        kb: services.kb.clone(),
+        faq_log: services.faq_log.clone(),
+        outbox: services.outbox.clone(),
+        media: services.store.media().clone(),
+        shutdown: shutdown.clone(),
     };
+    if cfg.console.demo_accounts {
+        create_demo_accounts(&services.accounts)?;
+    }
     let ready = state.ready.clone();
     let mut router: Router = http::router(state);
     if cfg.sim.enabled {
@@ -199,9 +220,12 @@ pub async fn serve_with(
     announce(&cfg, bound, &api_base);
 
     let mut sd = shutdown.clone();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { sd.wait().await })
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { sd.wait().await })
+    .await?;
     tracing::info!("HTTP stopped; stopping workers");
     for w in workers {
         let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
@@ -246,6 +270,39 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<tokio::task::JoinHand
                     tokio::select! {
                         () = sd.wait() => return Ok(()),
                         () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    }
+                }
+            }
+        }));
+    }
+    {
+        // SLA: announce overdue clocks once; sweep expired console sessions.
+        let (tickets, accounts, sla, sd) = (
+            s.tickets.clone(),
+            s.accounts.clone(),
+            s.cfg.sla.clone(),
+            shutdown.clone(),
+        );
+        handles.push(supervise("sla-watch", shutdown.clone(), move || {
+            let (tickets, accounts, sla, mut sd) =
+                (tickets.clone(), accounts.clone(), sla.clone(), sd.clone());
+            async move {
+                loop {
+                    let (t, a, cfg) = (tickets.clone(), accounts.clone(), sla.clone());
+                    tokio::task::spawn_blocking(move || {
+                        match t.announce_overdue(&cfg, crate::util::unix_millis()) {
+                            Ok(n) if n > 0 => {
+                                tracing::info!(announced = n, "overdue tickets announced")
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::error!(error = %e, "SLA check failed"),
+                        }
+                        let _ = a.sweep();
+                    })
+                    .await?;
+                    tokio::select! {
+                        () = sd.wait() => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_secs(30)) => {}
                     }
                 }
             }
@@ -301,12 +358,29 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<tokio::task::JoinHand
     handles
 }
 
+/// Demo mode: known accounts, so a new user can log in at once (printed at start-up).
+fn create_demo_accounts(accounts: &Accounts) -> crate::Result<()> {
+    for (login, role, password) in [
+        ("handler", Role::Handler, "handler-demo"),
+        ("admin", Role::Admin, "admin-demo"),
+    ] {
+        accounts
+            .put_user(login, role, password, true)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
+    println!(
+        "console demo accounts: handler / handler-demo (处理人员), admin / admin-demo (管理员)"
+    );
+    Ok(())
+}
+
 fn announce(cfg: &Config, bound: SocketAddr, api_base: &str) {
     let base = format!("http://{}", loopback_for(bound));
     tracing::info!(listen = %bound, "gateway listening");
     tracing::info!(
         "WeCom callbacks: {base}/wecom/app/callback (app), {base}/wecom/bot/callback (AI bot)"
     );
+    tracing::info!("handler console: {base}/console/");
     if cfg.sim.enabled {
         tracing::info!("WeCom simulator chat page: {base}/sim/");
     }

@@ -20,10 +20,12 @@
 //! | [`script`] | intake flows from `bot-scripts/`: validation, hot reload, pure step evaluation |
 //! | [`tickets`] | ticket model, state machine, numbering, thread, notices, PII masking |
 //! | [`conversation`] | sessions, validators, screenshots, the worker that routes each message |
-//! | [`http`] | router, verified-callback extractors, error mapping, health |
+//! | [`accounts`] | console users (argon2) and sessions |
+//! | [`http`] | router, verified-callback and session extractors, error mapping, console and API, health |
 //! | [`sim`] | the WeCom simulator: fake server API and browser chat page |
 //! | [`app`] | composition root: open store, build services, spawn supervised workers, serve |
 
+pub mod accounts;
 pub mod app;
 pub mod config;
 pub mod conversation;

@@ -5,6 +5,7 @@
 //! `with_state`.
 
 pub mod callback;
+pub mod console;
 pub mod error;
 
 use std::sync::Arc;
@@ -16,8 +17,15 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::accounts::Accounts;
 use crate::config::Config;
 use crate::inbox::Inbox;
+use crate::kb::Kb;
+use crate::kb::log::FaqLog;
+use crate::outbox::Outbox;
+use crate::shutdown::Shutdown;
+use crate::store::media::MediaStore;
+use crate::tickets::Tickets;
 use crate::wecom::MsgCrypt;
 
 /// Shared state of every handler. Cheap to clone.
@@ -29,6 +37,14 @@ pub struct AppState {
     pub bot_crypt: Arc<MsgCrypt>,
     /// Set once the workers run; `/healthz` answers 503 before.
     pub ready: Arc<AtomicBool>,
+    pub tickets: Tickets,
+    pub accounts: Arc<Accounts>,
+    pub kb: Arc<Kb>,
+    pub faq_log: FaqLog,
+    pub outbox: Outbox,
+    pub media: MediaStore,
+    /// Ends long-lived responses (server-sent events) at shutdown.
+    pub shutdown: Shutdown,
 }
 
 /// Routes of the gateway (the simulator and console are merged in by `app`).
@@ -46,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit));
     Router::new()
         .merge(callbacks)
+        .merge(console::router())
         .route("/healthz", get(healthz))
         .with_state(state)
 }

@@ -17,6 +17,7 @@
 
 pub mod mask;
 pub mod notify;
+pub mod sla;
 pub mod state;
 
 use std::sync::Arc;
@@ -97,6 +98,9 @@ pub struct Ticket {
     /// When the current 待补充 began.
     #[serde(default)]
     pub paused_since: Option<i64>,
+    /// SLA clocks already announced as overdue (`first_response`, `resolution`).
+    #[serde(default)]
+    pub sla_alerts: Vec<String>,
 }
 
 impl Record for Ticket {}
@@ -479,6 +483,7 @@ impl Tickets {
             rating: None,
             paused_ms: 0,
             paused_since: None,
+            sla_alerts: Vec::new(),
         };
         tx.insert(&self.numbers, &number, &id)?;
         tx.insert(&self.by_reporter, &(t.reporter.clone(), id), &())?;
@@ -928,6 +933,50 @@ impl Tickets {
             )?;
             Ok(t)
         })
+    }
+
+    /// Announce, once each, the SLA clocks that ran over; returns how many were announced.
+    pub fn announce_overdue(
+        &self,
+        cfg: &crate::config::SlaConfig,
+        now: i64,
+    ) -> Result<usize, TicketError> {
+        let mut announced = 0;
+        for status in [Status::New, Status::InProgress, Status::NeedInfo] {
+            for t in self.with_status(status)? {
+                let state = sla::state(&t, cfg, now);
+                for (kind, clock, label) in [
+                    ("first_response", state.first_response, "首次响应"),
+                    ("resolution", state.resolution, "解决"),
+                ] {
+                    if !clock.is_overdue() || t.sla_alerts.iter().any(|k| k == kind) {
+                        continue;
+                    }
+                    let link = self.link(&t.number);
+                    let done = self.run(t.id, |tx| {
+                        let mut cur = self.load_in::<TicketError>(tx, t.id)?;
+                        if cur.sla_alerts.iter().any(|k| k == kind) {
+                            return Ok(false);
+                        }
+                        cur.sla_alerts.push(kind.to_owned());
+                        self.put_in(tx, Some(cur.status), &cur)?;
+                        self.outbox.stage(
+                            tx,
+                            &Destination::Robot,
+                            Message::Markdown {
+                                content: notify::robot_overdue(&cur, label, &clock.label(), &link),
+                            },
+                            &format!("ticket/{}", cur.number),
+                        )?;
+                        Ok(true)
+                    })?;
+                    if done {
+                        announced += 1;
+                    }
+                }
+            }
+        }
+        Ok(announced)
     }
 
     /// Flush and confirm durability of whatever was written (for callers that must).

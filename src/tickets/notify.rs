@@ -147,3 +147,16 @@ pub fn robot_human(reporter: &str, open: &[Ticket]) -> String {
     }
     s
 }
+
+/// Robot notice when an SLA clock runs over (sent once per clock).
+pub fn robot_overdue(t: &Ticket, clock: &str, state: &str, link: &str) -> String {
+    format!(
+        "**<font color=\"warning\">工单 {} {}超时</font>**\n>{}\n>优先级：{}\n>状态：{}\n>处理人：{}\n[立即处理]({link})",
+        t.number,
+        clock,
+        state,
+        t.priority.label(),
+        t.status.label(),
+        t.assignee.as_deref().unwrap_or("未分配")
+    )
+}

@@ -7,35 +7,12 @@ use serde_json::{Value, json};
 use wecom_helpdesk::sim::GROUP_CHAT_ID;
 use wecom_helpdesk::tickets::{Category, Status};
 
-use super::common::{ID_CARD, SimClient, TestApp, app_callback, png, text_msg};
+use super::common::{
+    ID_CARD, SimClient, TestApp, app_callback, file_ticket, number_in, png, text_msg,
+};
 
 fn group() -> String {
     format!("group:{GROUP_CHAT_ID}")
-}
-
-fn number_in(texts: &[String]) -> String {
-    let re = regex::Regex::new(r"IT\d{8}-\d{4}").expect("regex");
-    texts
-        .iter()
-        .find_map(|t| re.find(t).map(|m| m.as_str().to_owned()))
-        .unwrap_or_else(|| panic!("no ticket number in {texts:?}"))
-}
-
-/// Walk the report flow to the end and return the ticket number.
-async fn file_ticket(sim: &SimClient, chat: &str, member: &str, description: &str) -> String {
-    sim.say(chat, member, "提单", "第1步").await;
-    sim.say(chat, member, ID_CARD, "第2步").await;
-    sim.say(chat, member, "2", "第3步").await;
-    sim.say(chat, member, description, "第4步").await;
-    if chat.starts_with("group:") {
-        sim.say_full(chat, member, Some("截图如下"), &[&png(1)], "已收到第 1 张")
-            .await;
-    } else {
-        sim.say_full(chat, member, None, &[&png(1)], "已收到第 1 张")
-            .await;
-    }
-    sim.say(chat, member, "完成", "请核对").await;
-    number_in(&sim.say(chat, member, "提交", "工单已提交").await)
 }
 
 /// No request to WeCom ever carried the whole identifier.

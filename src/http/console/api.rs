@@ -1,0 +1,210 @@
+//! The JSON API (`/api/v1`): what the console does, for scripts and integrations. Same
+//! sessions as the console (CSRF token in `X-CSRF-Token` for writes) or a bearer token
+//! (`console.api_token`). Errors are `{"error": code, "message": text}` with the status of
+//! the error table.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{self, Caller};
+use super::error::ConsoleError;
+use super::ops::{self, ActionInput, blocking};
+use super::views::Filters;
+use crate::http::AppState;
+use crate::tickets::{Ticket, sla};
+
+/// A console error rendered as JSON.
+#[derive(Debug)]
+pub struct ApiError(pub ConsoleError);
+
+impl From<ConsoleError> for ApiError {
+    fn from(e: ConsoleError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.0.api()
+    }
+}
+
+/// A caller of the API.
+pub struct ApiCaller(pub Caller);
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        auth::ApiUser::from_request_parts(parts, state)
+            .await
+            .map(|u| ApiCaller(u.0))
+            .map_err(ApiError)
+    }
+}
+
+/// An admin caller of the API.
+pub struct ApiAdmin(pub Caller);
+
+impl FromRequestParts<AppState> for ApiAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        auth::AdminApi::from_request_parts(parts, state)
+            .await
+            .map(|u| ApiAdmin(u.0))
+            .map_err(ApiError)
+    }
+}
+
+fn csrf_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
+}
+
+fn ticket_json(t: &Ticket, state: &AppState, now: i64) -> Value {
+    let s = sla::state(t, &state.cfg.sla, now);
+    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+    v["status_label"] = t.status.label().into();
+    v["sla"] = json!({
+        "first_response": s.first_response.label(),
+        "resolution": s.resolution.label(),
+        "overdue": t.status.is_open() && s.is_overdue(),
+    });
+    v
+}
+
+pub async fn me(ApiCaller(c): ApiCaller) -> Json<Value> {
+    Json(json!({ "login": c.login, "role": c.role, "csrf": c.csrf }))
+}
+
+pub async fn tickets(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Query(filters): Query<Filters>,
+) -> Result<Json<Value>, ApiError> {
+    let filters = filters.normalized();
+    let now = crate::util::unix_millis();
+    let all = state.tickets.list().map_err(ConsoleError::from)?;
+    let selected = filters.select(all, &c.login, &state.cfg.sla, now);
+    let list: Vec<Value> = selected
+        .iter()
+        .map(|(t, _)| ticket_json(t, &state, now))
+        .collect();
+    Ok(Json(json!({ "count": list.len(), "tickets": list })))
+}
+
+pub async fn ticket(
+    State(state): State<AppState>,
+    ApiCaller(_): ApiCaller,
+    Path(number): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let t = state
+        .tickets
+        .by_number(&number)
+        .map_err(ConsoleError::from)?
+        .ok_or(ConsoleError::NotFound)?;
+    let events = state.tickets.events(t.id).map_err(ConsoleError::from)?;
+    let deliveries: Vec<Value> = ops::deliveries(&state, &events)
+        .into_iter()
+        .map(|(id, d)| json!({ "job": id, "delivery": d }))
+        .collect();
+    Ok(Json(json!({
+        "ticket": ticket_json(&t, &state, crate::util::unix_millis()),
+        "events": events,
+        "deliveries": deliveries,
+    })))
+}
+
+pub async fn act(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    headers: HeaderMap,
+    Path((number, action)): Path<(String, String)>,
+    body: Result<Json<ActionInput>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    c.check_csrf(csrf_header(&headers))?;
+    let Json(input) = body
+        .map_err(|e| ConsoleError::BadInput(format!("请求体不是有效的 JSON：{}", e.body_text())))?;
+    let code = ops::act(&state, &c, &number, &action, input).await?;
+    let t = state
+        .tickets
+        .by_number(&number)
+        .map_err(ConsoleError::from)?
+        .ok_or(ConsoleError::NotFound)?;
+    Ok(Json(
+        json!({ "ok": code, "ticket": ticket_json(&t, &state, crate::util::unix_millis()) }),
+    ))
+}
+
+pub async fn retry(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    c.check_csrf(csrf_header(&headers))?;
+    let outbox = state.outbox.clone();
+    if !blocking(move || outbox.retry_dead(id).map_err(ConsoleError::from)).await? {
+        return Err(ConsoleError::NotFound.into());
+    }
+    Ok(Json(json!({ "ok": "retried", "job": id })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+pub async fn faq_search(
+    State(state): State<AppState>,
+    ApiCaller(_): ApiCaller,
+    Query(q): Query<SearchQuery>,
+) -> Json<Value> {
+    Json(json!({ "hits": super::pages::faq_hits(&state, &q.q) }))
+}
+
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    ApiAdmin(_): ApiAdmin,
+) -> Result<Json<Value>, ApiError> {
+    let dead = state.outbox.dead_letters().map_err(ConsoleError::from)?;
+    Ok(Json(json!({ "dead": dead })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Days {
+    #[serde(default = "seven")]
+    days: i64,
+}
+
+fn seven() -> i64 {
+    7
+}
+
+pub async fn faq_report(
+    State(state): State<AppState>,
+    ApiAdmin(_): ApiAdmin,
+    Query(d): Query<Days>,
+) -> Result<Json<Value>, ApiError> {
+    let since = crate::util::unix_millis() - d.days.clamp(1, 366) * 24 * 3600 * 1000;
+    let r = state
+        .faq_log
+        .report(since, 20)
+        .map_err(ConsoleError::from)?;
+    Ok(Json(
+        json!({ "report": r, "deflection_rate": r.deflection_rate() }),
+    ))
+}

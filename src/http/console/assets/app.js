@@ -1,0 +1,61 @@
+// 事件处理台: small progressive enhancements. Every action also works without this file.
+"use strict";
+(() => {
+  const $ = (s, root = document) => root.querySelector(s);
+
+  // Ctrl/Cmd+Enter sends the reply box.
+  document.addEventListener("keydown", (e) => {
+    const t = e.target;
+    if (t && t.matches && t.matches("textarea[data-submit]") && e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      t.form.requestSubmit ? t.form.requestSubmit() : t.form.submit();
+    }
+  });
+
+  // Live updates: the server announces changed tickets; refresh the part of the page that shows them.
+  const queue = $("[data-live-queue]");
+  const ticket = $("[data-ticket-id]");
+  async function refresh(url, target) {
+    try {
+      const r = await fetch(url, { headers: { "x-requested-with": "fetch" }, credentials: "same-origin" });
+      if (r.ok) { target.innerHTML = await r.text(); target.dispatchEvent(new CustomEvent("refreshed", { bubbles: true })); }
+    } catch (_) { /* the next event retries */ }
+  }
+  if ((queue || ticket) && window.EventSource) {
+    const es = new EventSource("/console/events");
+    let pending = null;
+    es.addEventListener("ticket", (ev) => {
+      if (ticket && ev.data !== "*" && ev.data !== ticket.dataset.ticketId) return;
+      clearTimeout(pending);
+      pending = setTimeout(() => {
+        if (queue) refresh("/console/queue/rows" + location.search, $("#queue-live"));
+        if (ticket) refresh("/console/tickets/" + encodeURIComponent(ticket.dataset.number) + "/live", $("#ticket-live"));
+      }, 150);
+    });
+  }
+
+  // Canned replies: search the FAQ and insert an answer into the reply box.
+  const q = $("#faq-q"), go = $("#faq-go"), out = $("#faq-results"), reply = $("#reply-text");
+  async function search() {
+    if (!q.value.trim()) return;
+    const r = await fetch("/console/faq/search?q=" + encodeURIComponent(q.value), { credentials: "same-origin" });
+    const hits = r.ok ? await r.json() : [];
+    out.innerHTML = "";
+    if (!hits.length) { out.innerHTML = "<li class=\"muted\">没有找到相关条目</li>"; return; }
+    for (const h of hits) {
+      const li = document.createElement("li");
+      const title = document.createElement("span"); title.className = "q"; title.textContent = h.question;
+      const b = document.createElement("button"); b.type = "button"; b.textContent = "插入";
+      b.addEventListener("click", () => {
+        reply.value = (reply.value ? reply.value.trimEnd() + "\n\n" : "") + h.answer;
+        reply.focus();
+      });
+      li.append(title, b);
+      out.append(li);
+    }
+  }
+  if (go && q) {
+    go.addEventListener("click", search);
+    q.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); search(); } });
+  }
+})();

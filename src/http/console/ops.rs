@@ -1,0 +1,256 @@
+//! The console's operations, shared by the pages and the API: each validates its input and
+//! calls one ticket-service operation (one transaction: event + outbox), off the async
+//! threads.
+
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::error::ConsoleError;
+use crate::http::AppState;
+use crate::kb::Entry;
+use crate::outbox::Status as Delivery;
+use crate::tickets::{Category, EventKind, Priority, Status, Ticket, TicketEvent};
+
+/// Run blocking work (sled transactions, argon2, files) on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ConsoleError> + Send + 'static,
+) -> Result<T, ConsoleError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ConsoleError::Internal)?
+}
+
+/// Fields an action may carry (form fields or JSON).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ActionInput {
+    pub text: String,
+    pub reason: String,
+    pub status: String,
+    pub assignee: String,
+    pub category: String,
+    pub priority: String,
+}
+
+/// Logins of every console user (for the assignee lists).
+pub fn logins(state: &AppState) -> Vec<String> {
+    state
+        .accounts
+        .users()
+        .map(|u| u.into_iter().map(|u| u.login).collect())
+        .unwrap_or_default()
+}
+
+/// Delivery state of every reply job in `events`.
+pub fn deliveries(state: &AppState, events: &[TicketEvent]) -> Vec<(u64, Delivery)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Reply { jobs, .. } => Some(jobs.clone()),
+            _ => None,
+        })
+        .flatten()
+        .map(|id| (id, state.outbox.status(id).unwrap_or(Delivery::Unknown)))
+        .collect()
+}
+
+/// Perform `action` on ticket `number`; returns a short code for the confirmation.
+pub async fn act(
+    state: &AppState,
+    caller: &Caller,
+    number: &str,
+    action: &str,
+    input: ActionInput,
+) -> Result<&'static str, ConsoleError> {
+    let tickets = state.tickets.clone();
+    let (number, me) = (number.to_owned(), caller.login.clone());
+    match action {
+        "reply" => {
+            blocking(move || {
+                Ok(tickets
+                    .reply(&number, &me, &input.text)
+                    .map(|_| "replied")?)
+            })
+            .await
+        }
+        "note" => {
+            blocking(move || Ok(tickets.note(&number, &me, &input.text).map(|_| "noted")?)).await
+        }
+        "status" => {
+            let to = Status::parse(&input.status)
+                .ok_or_else(|| ConsoleError::BadInput("未知的状态".into()))?;
+            blocking(move || {
+                Ok(tickets
+                    .change_status(&number, &me, to, &input.reason)
+                    .map(|_| "status")?)
+            })
+            .await
+        }
+        "claim" => {
+            blocking(move || {
+                Ok(tickets
+                    .assign(&number, &me, Some(&me))
+                    .map(|_| "assigned")?)
+            })
+            .await
+        }
+        "assign" => {
+            let assignee = input.assignee.trim().to_owned();
+            if !assignee.is_empty() && !logins(state).contains(&assignee) {
+                return Err(ConsoleError::BadInput("没有这个处理人".into()));
+            }
+            blocking(move || {
+                let who = (!assignee.is_empty()).then_some(assignee.as_str());
+                Ok(tickets.assign(&number, &me, who).map(|_| "assigned")?)
+            })
+            .await
+        }
+        "category" => {
+            let c = Category::parse(&input.category)
+                .ok_or_else(|| ConsoleError::BadInput("未知的问题分类".into()))?;
+            blocking(move || Ok(tickets.set_category(&number, &me, c).map(|_| "category")?)).await
+        }
+        "priority" => {
+            let p = Priority::parse(&input.priority)
+                .ok_or_else(|| ConsoleError::BadInput("未知的优先级".into()))?;
+            blocking(move || Ok(tickets.set_priority(&number, &me, p).map(|_| "priority")?)).await
+        }
+        "publish" => publish_ticket(state, &number).await.map(|_| "published"),
+        _ => Err(ConsoleError::NotFound),
+    }
+}
+
+/// What a resolved ticket teaches: the resolution note, else the last handler reply.
+fn resolution_text(events: &[TicketEvent]) -> String {
+    events
+        .iter()
+        .rev()
+        .find_map(|e| match &e.kind {
+            EventKind::Status {
+                to: Status::Resolved,
+                reason,
+                ..
+            } if !reason.trim().is_empty() => Some(reason.clone()),
+            _ => None,
+        })
+        .or_else(|| {
+            events.iter().rev().find_map(|e| match &e.kind {
+                EventKind::Reply { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// Draft a kb/ entry from a resolved ticket (not served until an admin publishes it).
+pub async fn publish_ticket(state: &AppState, number: &str) -> Result<String, ConsoleError> {
+    let (tickets, kb, dir) = (
+        state.tickets.clone(),
+        state.kb.clone(),
+        state.cfg.paths.kb_dir.clone(),
+    );
+    let number = number.to_owned();
+    blocking(move || {
+        let t: Ticket = tickets.by_number(&number)?.ok_or(ConsoleError::NotFound)?;
+        if !matches!(t.status, Status::Resolved | Status::Closed) {
+            return Err(ConsoleError::BadInput(
+                "只有已解决或已关闭的工单可以发布为知识库条目".into(),
+            ));
+        }
+        let id = format!("draft-{}", t.number.to_lowercase());
+        let path = dir.join(format!("{id}.md"));
+        if path.exists() {
+            return Err(ConsoleError::BadInput("这个工单已经有知识库草稿了".into()));
+        }
+        let events = tickets.events(t.id)?;
+        let entry = Entry {
+            id,
+            question: crate::tickets::mask::mask_text(&crate::util::truncate_chars(
+                &t.description,
+                60,
+            )),
+            similar: Vec::new(),
+            system: t.system.clone(),
+            tags: t
+                .category
+                .map(|c| vec![c.label().to_owned()])
+                .unwrap_or_default(),
+            draft: true,
+            answer: crate::tickets::mask::mask_text(&resolution_text(&events)),
+            path: path.display().to_string(),
+        };
+        std::fs::write(&path, crate::kb::entry::render(&entry)).map_err(|e| {
+            tracing::error!(error = %e, "writing a knowledge base draft failed");
+            ConsoleError::Internal
+        })?;
+        if let Err(e) = kb.reload_if_changed() {
+            tracing::error!(error = %e, "knowledge base reload after drafting failed");
+        }
+        Ok(path.display().to_string())
+    })
+    .await
+}
+
+/// Publish draft `id` with the admin's edits.
+pub async fn publish_draft(
+    state: &AppState,
+    id: &str,
+    question: String,
+    similar: String,
+    answer: String,
+) -> Result<(), ConsoleError> {
+    if question.trim().is_empty() || answer.trim().is_empty() {
+        return Err(ConsoleError::BadInput("问题和回答都不能为空".into()));
+    }
+    let (kb, dir, id) = (
+        state.kb.clone(),
+        state.cfg.paths.kb_dir.clone(),
+        id.to_owned(),
+    );
+    blocking(move || {
+        let loaded = crate::kb::entry::load_dir(&dir).map_err(|_| ConsoleError::Internal)?;
+        let mut entry = loaded
+            .entries
+            .into_iter()
+            .find(|e| e.id == id && e.draft)
+            .ok_or(ConsoleError::NotFound)?;
+        entry.question = question.trim().to_owned();
+        entry.similar = similar
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        entry.answer = answer.trim().to_owned();
+        entry.draft = false;
+        std::fs::write(&entry.path, crate::kb::entry::render(&entry)).map_err(|e| {
+            tracing::error!(error = %e, "publishing a knowledge base entry failed");
+            ConsoleError::Internal
+        })?;
+        match kb.reload_if_changed() {
+            Ok(Some(r)) if r.errors.iter().any(|e| e.path == entry.path) => Err(
+                ConsoleError::BadInput("条目保存后无法解析，请检查内容".into()),
+            ),
+            Ok(_) => Ok(()),
+            Err(_) => Err(ConsoleError::Internal),
+        }
+    })
+    .await
+}
+
+/// The text shown after a successful action.
+pub fn confirmation(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "replied" => "回复已提交，正在推送给报告人",
+        "noted" => "内部备注已保存（不会推送）",
+        "status" => "状态已更新，已通知报告人",
+        "assigned" => "处理人已更新",
+        "category" => "问题分类已保存",
+        "priority" => "优先级已保存",
+        "published" => "已生成知识库草稿，待管理员审核发布",
+        "retried" => "已重新排队投递",
+        "user_added" => "账号已添加",
+        "draft_published" => "知识库条目已发布",
+        _ => return None,
+    })
+}

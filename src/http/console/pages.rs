@@ -1,0 +1,592 @@
+//! Page handlers of the console.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
+
+use super::auth::{AdminPage, Caller, LOGIN_CSRF_COOKIE, PageUser, SESSION_COOKIE, cookie};
+use super::error::ConsoleError;
+use super::ops::{self, ActionInput, blocking};
+use super::views::{self, Clock, Filters, Flash, UserView};
+use crate::accounts::{AuthError, Role};
+use crate::http::AppState;
+
+fn render(t: impl Template) -> Result<Html<String>, ConsoleError> {
+    t.render().map(Html).map_err(|e| {
+        tracing::error!(error = %e, "template rendering failed");
+        ConsoleError::Internal
+    })
+}
+
+pub fn clock(state: &AppState) -> Clock {
+    Clock {
+        now: crate::util::unix_millis(),
+        offset: state.cfg.utc_offset(),
+    }
+}
+
+fn user_view(c: &Caller) -> UserView {
+    UserView {
+        login: c.login.clone(),
+        role: c.role.label(),
+        admin: c.is_admin(),
+    }
+}
+
+fn csrf(c: &Caller) -> String {
+    c.csrf.clone().unwrap_or_default()
+}
+
+fn cookie_header(state: &AppState, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if state.cfg.server.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct FlashQuery {
+    #[serde(default)]
+    msg: String,
+}
+
+fn flash(q: &FlashQuery) -> Option<Flash> {
+    ops::confirmation(&q.msg).map(|t| Flash {
+        kind: "ok",
+        text: t.to_owned(),
+    })
+}
+
+/// The client's address, for rate-limiting logins (absent in in-process tests).
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "local".to_owned(), |c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+pub async fn root() -> Redirect {
+    Redirect::to("/console/")
+}
+
+// --- login -----------------------------------------------------------------------------------
+
+fn login_page(
+    state: &AppState,
+    error: Option<String>,
+    login: String,
+    status: StatusCode,
+) -> Response {
+    let token = crate::util::random_hex(16);
+    let page = views::LoginPage {
+        csrf: token.clone(),
+        error,
+        login,
+    };
+    match render(page) {
+        Ok(html) => {
+            let mut r = (status, html).into_response();
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                cookie_header(state, LOGIN_CSRF_COOKIE, &token, 1800),
+            );
+            r
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn login_form(State(state): State<AppState>, parts: Parts) -> Response {
+    if let Some(id) = cookie(&parts, SESSION_COOKIE)
+        && matches!(state.accounts.session(&id), Ok(Some(_)))
+    {
+        return Redirect::to("/console/").into_response();
+    }
+    login_page(&state, None, String::new(), StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    // Double-submit check: the form's token must match the cookie set with the form.
+    let expected = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == LOGIN_CSRF_COOKIE)
+        .map(|(_, v)| v.to_owned());
+    if expected.is_none_or(|e| {
+        form.csrf.is_empty()
+            || !crate::wecom::crypto::constant_time_eq(e.as_bytes(), form.csrf.as_bytes())
+    }) {
+        return login_page(
+            &state,
+            Some(ConsoleError::Csrf.to_string()),
+            form.login,
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let accounts = state.accounts.clone();
+    let (login, password) = (form.login.trim().to_owned(), form.password);
+    let name = login.clone();
+    let result =
+        tokio::task::spawn_blocking(move || accounts.login(&name, &password, &client)).await;
+    match result {
+        Ok(Ok((id, _))) => {
+            let ttl = state.cfg.console.session_ttl.as_secs() as i64;
+            let mut r = Redirect::to("/console/").into_response();
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                cookie_header(&state, SESSION_COOKIE, &id, ttl),
+            );
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                cookie_header(&state, LOGIN_CSRF_COOKIE, "", 0),
+            );
+            r
+        }
+        Ok(Err(e @ AuthError::RateLimited)) => login_page(
+            &state,
+            Some(e.to_string()),
+            login,
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+        Ok(Err(e)) => login_page(&state, Some(e.to_string()), login, StatusCode::UNAUTHORIZED),
+        Err(_) => ConsoleError::Internal.into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    back: String,
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    PageUser(c): PageUser,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    c.check_csrf(Some(&form.csrf))?;
+    if let Some(id) = &c.session_id {
+        let (accounts, id) = (state.accounts.clone(), id.clone());
+        blocking(move || accounts.logout(&id).map_err(|_| ConsoleError::Internal)).await?;
+    }
+    let mut r = Redirect::to("/console/login").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        cookie_header(&state, SESSION_COOKIE, "", 0),
+    );
+    Ok(r)
+}
+
+// --- queue -----------------------------------------------------------------------------------
+
+/// The tickets a queue view needs: all (for the counts) and the filtered, sorted ones.
+struct QueueData {
+    all: Vec<crate::tickets::Ticket>,
+    selected: Vec<(crate::tickets::Ticket, crate::tickets::sla::SlaState)>,
+    clock: Clock,
+}
+
+fn queue_data(state: &AppState, c: &Caller, filters: &Filters) -> Result<QueueData, ConsoleError> {
+    let clock = clock(state);
+    let all = state.tickets.list()?;
+    let selected = filters.select(all.clone(), &c.login, &state.cfg.sla, clock.now);
+    Ok(QueueData { all, selected, clock })
+}
+
+fn chrome(c: &Caller, flash: Option<Flash>) -> views::Chrome {
+    views::Chrome {
+        user: user_view(c),
+        csrf: csrf(c),
+        flash,
+    }
+}
+
+pub async fn queue(
+    State(state): State<AppState>,
+    PageUser(c): PageUser,
+    Query(filters): Query<Filters>,
+    Query(fq): Query<FlashQuery>,
+) -> Result<Html<String>, ConsoleError> {
+    let filters = filters.normalized();
+    let d = queue_data(&state, &c, &filters)?;
+    let logins = ops::logins(&state);
+    render(views::queue_page(
+        chrome(&c, flash(&fq)),
+        filters,
+        &logins,
+        &d.all,
+        &d.selected,
+        &d.clock,
+    ))
+}
+
+pub async fn queue_rows(
+    State(state): State<AppState>,
+    PageUser(c): PageUser,
+    Query(filters): Query<Filters>,
+) -> Result<Html<String>, ConsoleError> {
+    let filters = filters.normalized();
+    let d = queue_data(&state, &c, &filters)?;
+    render(views::QueueRows {
+        counts: views::counts(&d.all),
+        rows: d
+            .selected
+            .iter()
+            .map(|(t, s)| views::row(t, s, &d.clock))
+            .collect(),
+    })
+}
+
+/// Server-sent events: the id of every ticket that changes (`*` when some were missed).
+pub async fn events(
+    State(state): State<AppState>,
+    PageUser(_): PageUser,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = state.tickets.subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        let data = match rx.recv().await {
+            Ok(id) => id.to_string(),
+            Err(RecvError::Lagged(_)) => "*".to_owned(),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(Event::default().event("ticket").data(data)), rx))
+    });
+    let mut sd = state.shutdown.clone();
+    // End the stream at shutdown, so a graceful stop does not wait for open pages.
+    Sse::new(stream.take_until(async move { sd.wait().await })).keep_alive(KeepAlive::default())
+}
+
+// --- ticket ----------------------------------------------------------------------------------
+
+fn ticket_page(
+    state: &AppState,
+    c: &Caller,
+    number: &str,
+    flash: Option<Flash>,
+) -> Result<views::TicketPage, ConsoleError> {
+    let t = state
+        .tickets
+        .by_number(number)?
+        .ok_or(ConsoleError::NotFound)?;
+    let events = state.tickets.events(t.id)?;
+    let deliveries = ops::deliveries(state, &events);
+    Ok(views::ticket_page(
+        chrome(c, flash),
+        &t,
+        &events,
+        &deliveries,
+        &ops::logins(state),
+        &state.cfg.sla,
+        &clock(state),
+    ))
+}
+
+pub async fn ticket(
+    State(state): State<AppState>,
+    PageUser(c): PageUser,
+    Path(number): Path<String>,
+    Query(fq): Query<FlashQuery>,
+) -> Result<Html<String>, ConsoleError> {
+    render(ticket_page(&state, &c, &number, flash(&fq))?)
+}
+
+pub async fn ticket_live(
+    State(state): State<AppState>,
+    PageUser(c): PageUser,
+    Path(number): Path<String>,
+) -> Result<Html<String>, ConsoleError> {
+    let page = ticket_page(&state, &c, &number, None)?;
+    render(views::TicketLive {
+        csrf: page.csrf,
+        t: page.t,
+        thread: page.thread,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ActionForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    #[serde(flatten)]
+    input: ActionInput,
+}
+
+/// A form action on a ticket: redirect on success; on a refused action, the page again with
+/// the reason (and nothing changed).
+pub async fn act(
+    State(state): State<AppState>,
+    PageUser(c): PageUser,
+    Path((number, action)): Path<(String, String)>,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, ConsoleError> {
+    c.check_csrf(Some(&form.csrf))?;
+    match ops::act(&state, &c, &number, &action, form.input).await {
+        Ok(code) => {
+            Ok(Redirect::to(&format!("/console/tickets/{number}?msg={code}")).into_response())
+        }
+        Err(e @ (ConsoleError::Ticket(_) | ConsoleError::BadInput(_))) => {
+            let (status, _) = e.status_and_code();
+            let page = ticket_page(
+                &state,
+                &c,
+                &number,
+                Some(Flash {
+                    kind: "error",
+                    text: e.to_string(),
+                }),
+            )?;
+            Ok((status, render(page)?).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn retry(
+    State(state): State<AppState>,
+    PageUser(c): PageUser,
+    Path(id): Path<u64>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    c.check_csrf(Some(&form.csrf))?;
+    let outbox = state.outbox.clone();
+    let moved = blocking(move || outbox.retry_dead(id).map_err(ConsoleError::from)).await?;
+    if !moved {
+        return Err(ConsoleError::NotFound);
+    }
+    let back = if form.back.is_empty()
+        || !form
+            .back
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+    {
+        "/console/admin?msg=retried".to_owned()
+    } else {
+        format!("/console/tickets/{}?msg=retried", form.back)
+    };
+    Ok(Redirect::to(&back).into_response())
+}
+
+/// A screenshot, to logged-in users only.
+pub async fn media(
+    State(state): State<AppState>,
+    PageUser(_): PageUser,
+    Path(hash): Path<String>,
+) -> Result<Response, ConsoleError> {
+    if !crate::store::media::is_valid_hash(&hash) {
+        return Err(ConsoleError::NotFound);
+    }
+    let store = state.media.clone();
+    let bytes = blocking(move || store.get(&hash).map_err(|_| ConsoleError::Internal))
+        .await?
+        .ok_or(ConsoleError::NotFound)?;
+    let ct = crate::conversation::media::sniff(&bytes).unwrap_or("application/octet-stream");
+    Ok((
+        [
+            (header::CONTENT_TYPE, ct),
+            (header::CACHE_CONTROL, "private, max-age=86400"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// FAQ entries for the canned-reply box.
+pub fn faq_hits(state: &AppState, q: &str) -> Vec<serde_json::Value> {
+    state
+        .kb
+        .search(q, 5)
+        .into_iter()
+        .map(|h| {
+            serde_json::json!({
+                "id": h.entry.id,
+                "question": h.entry.question,
+                "answer": h.entry.answer,
+                "confidence": h.confidence,
+            })
+        })
+        .collect()
+}
+
+pub async fn faq_search(
+    State(state): State<AppState>,
+    PageUser(_): PageUser,
+    Query(q): Query<SearchQuery>,
+) -> axum::Json<Vec<serde_json::Value>> {
+    axum::Json(faq_hits(&state, &q.q))
+}
+
+pub async fn asset(Path(name): Path<String>) -> Response {
+    let (body, ct) = match name.as_str() {
+        "app.css" => (include_str!("assets/app.css"), "text/css; charset=utf-8"),
+        "app.js" => (
+            include_str!("assets/app.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, ct),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+// --- admin -----------------------------------------------------------------------------------
+
+pub async fn admin(
+    State(state): State<AppState>,
+    AdminPage(c): AdminPage,
+    Query(fq): Query<FlashQuery>,
+) -> Result<Html<String>, ConsoleError> {
+    let users = state.accounts.users().map_err(|_| ConsoleError::Internal)?;
+    let dir = state.cfg.paths.kb_dir.clone();
+    let loaded =
+        blocking(move || crate::kb::entry::load_dir(&dir).map_err(|_| ConsoleError::Internal))
+            .await?;
+    let since = crate::util::unix_millis() - 7 * 24 * 3600 * 1000;
+    let faq = state.faq_log.report(since, 10)?;
+    let page = views::AdminPage {
+        user: user_view(&c),
+        csrf: csrf(&c),
+        flash: flash(&fq),
+        users: users
+            .into_iter()
+            .map(|u| (u.login, u.role.label()))
+            .collect(),
+        drafts: loaded
+            .entries
+            .iter()
+            .filter(|e| e.draft)
+            .map(|e| views::DraftView {
+                id: e.id.clone(),
+                question: e.question.clone(),
+                similar: e.similar.join("\n"),
+                answer: e.answer.clone(),
+                system: e.system.clone(),
+                path: e.path.clone(),
+            })
+            .collect(),
+        kb_errors: loaded.errors.iter().map(ToString::to_string).collect(),
+        dead: state
+            .outbox
+            .dead_letters()?
+            .into_iter()
+            .map(|j| views::DeadView {
+                id: j.id,
+                lane: j.dest.lane(),
+                kind: j.msg.kind(),
+                origin: j.origin,
+                error: j.last_error.unwrap_or_default(),
+            })
+            .collect(),
+        faq_rate: format!("{:.0}%", faq.deflection_rate() * 100.0),
+        faq,
+    };
+    render(page)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct UserForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn add_user(
+    State(state): State<AppState>,
+    AdminPage(c): AdminPage,
+    Form(form): Form<UserForm>,
+) -> Result<Response, ConsoleError> {
+    c.check_csrf(Some(&form.csrf))?;
+    let role =
+        Role::parse(&form.role).ok_or_else(|| ConsoleError::BadInput("未知的角色".into()))?;
+    let accounts = state.accounts.clone();
+    blocking(move || {
+        accounts
+            .put_user(form.login.trim(), role, &form.password, false)
+            .map_err(|e| ConsoleError::BadInput(e.to_string()))
+    })
+    .await?;
+    Ok(Redirect::to("/console/admin?msg=user_added").into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DraftForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    question: String,
+    #[serde(default)]
+    similar: String,
+    #[serde(default)]
+    answer: String,
+}
+
+pub async fn publish_draft(
+    State(state): State<AppState>,
+    AdminPage(c): AdminPage,
+    Path(id): Path<String>,
+    Form(form): Form<DraftForm>,
+) -> Result<Response, ConsoleError> {
+    c.check_csrf(Some(&form.csrf))?;
+    ops::publish_draft(&state, &id, form.question, form.similar, form.answer).await?;
+    Ok(Redirect::to("/console/admin?msg=draft_published").into_response())
+}

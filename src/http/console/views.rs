@@ -1,0 +1,614 @@
+//! View models of the console pages and their askama templates (`templates/`, escaped by
+//! default). Building a view is pure: given tickets, events, delivery states and `now`, the
+//! same page renders byte for byte (the snapshot tests rely on it).
+
+use askama::Template;
+use serde::Deserialize;
+
+use crate::config::SlaConfig;
+use crate::kb::log::Report;
+use crate::outbox::Status as Delivery;
+use crate::tickets::sla::{self, SlaState};
+use crate::tickets::{Category, EventKind, Priority, Status, Ticket, TicketEvent};
+
+/// Formats instants in the desk's local time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now: i64,
+    pub offset: chrono::FixedOffset,
+}
+
+impl Clock {
+    pub fn time(&self, ms: i64) -> String {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .with_timezone(&self.offset)
+            .format("%m-%d %H:%M")
+            .to_string()
+    }
+
+    /// "刚刚", "12分钟前", "3小时前", "2天前".
+    pub fn ago(&self, ms: i64) -> String {
+        let mins = (self.now - ms).max(0) / 60_000;
+        match mins {
+            0 => "刚刚".into(),
+            m if m < 60 => format!("{m}分钟前"),
+            m if m < 1440 => format!("{}小时前", m / 60),
+            m => format!("{}天前", m / 1440),
+        }
+    }
+}
+
+pub struct UserView {
+    pub login: String,
+    pub role: &'static str,
+    pub admin: bool,
+}
+
+pub struct Flash {
+    pub kind: &'static str,
+    pub text: String,
+}
+
+/// What every logged-in page shows around its content.
+pub struct Chrome {
+    pub user: UserView,
+    pub csrf: String,
+    pub flash: Option<Flash>,
+}
+
+/// An `<option>`.
+pub struct OptionView {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+fn options<'a>(
+    items: impl IntoIterator<Item = (&'a str, &'a str)>,
+    current: &str,
+) -> Vec<OptionView> {
+    items
+        .into_iter()
+        .map(|(v, l)| OptionView {
+            value: v.to_owned(),
+            label: l.to_owned(),
+            selected: v == current,
+        })
+        .collect()
+}
+
+pub const SYSTEMS: [&str; 8] = [
+    "开户/账户",
+    "交易",
+    "三方存管",
+    "理财",
+    "App/登录",
+    "融资融券",
+    "资金/清算",
+    "其他",
+];
+
+/// Queue filters, from the query string (the API takes the same).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Filters {
+    /// `open` (default), `all`, or a status key.
+    pub status: String,
+    pub system: String,
+    pub category: String,
+    /// A login, `-` for unassigned, empty for everyone.
+    pub assignee: String,
+    #[serde(deserialize_with = "checkbox")]
+    pub mine: bool,
+    pub q: String,
+    /// `sla` (default) or `age`.
+    pub sort: String,
+}
+
+fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let v = Option::<String>::deserialize(d)?;
+    Ok(matches!(v.as_deref(), Some("1" | "true" | "on")))
+}
+
+impl Filters {
+    pub fn normalized(mut self) -> Filters {
+        if self.status.is_empty() {
+            self.status = "open".into();
+        }
+        if self.sort.is_empty() {
+            self.sort = "sla".into();
+        }
+        self.q = self.q.trim().to_owned();
+        self
+    }
+
+    fn status_ok(&self, t: &Ticket) -> bool {
+        match self.status.as_str() {
+            "open" => t.status.is_open(),
+            "all" => true,
+            key => Status::parse(key).is_some_and(|s| s == t.status),
+        }
+    }
+
+    fn query_ok(&self, t: &Ticket) -> bool {
+        if self.q.is_empty() {
+            return true;
+        }
+        let q = self.q.to_lowercase();
+        let digits = crate::conversation::validators::normalize(&self.q);
+        t.number.to_lowercase().contains(&q)
+            || (digits.len() >= 4 && t.customer_id.value.contains(&digits))
+            || t.description.to_lowercase().contains(&q)
+    }
+
+    /// Whether `t` passes the filters, for the viewer `me`.
+    pub fn accepts(&self, t: &Ticket, me: &str) -> bool {
+        self.status_ok(t)
+            && (self.system.is_empty() || t.system == self.system)
+            && (self.category.is_empty()
+                || t.category.map(Category::key) == Some(self.category.as_str()))
+            && match self.assignee.as_str() {
+                "" => true,
+                "-" => t.assignee.is_none(),
+                a => t.assignee.as_deref() == Some(a),
+            }
+            && (!self.mine || t.assignee.as_deref() == Some(me))
+            && self.query_ok(t)
+    }
+
+    /// Filter and sort `tickets` (newest first in, any order).
+    pub fn select(
+        &self,
+        tickets: Vec<Ticket>,
+        me: &str,
+        cfg: &SlaConfig,
+        now: i64,
+    ) -> Vec<(Ticket, SlaState)> {
+        let mut out: Vec<(Ticket, SlaState)> = tickets
+            .into_iter()
+            .filter(|t| self.accepts(t, me))
+            .map(|t| {
+                let s = sla::state(&t, cfg, now);
+                (t, s)
+            })
+            .collect();
+        match self.sort.as_str() {
+            "age" => out.sort_by(|a, b| {
+                a.0.created_at
+                    .cmp(&b.0.created_at)
+                    .then(a.0.id.cmp(&b.0.id))
+            }),
+            _ => out.sort_by(|a, b| {
+                a.1.urgency()
+                    .cmp(&b.1.urgency())
+                    .then(a.0.created_at.cmp(&b.0.created_at))
+            }),
+        }
+        out
+    }
+}
+
+pub struct CountView {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub count: usize,
+}
+
+pub fn counts(all: &[Ticket]) -> Vec<CountView> {
+    Status::ALL
+        .iter()
+        .map(|s| CountView {
+            key: s.key(),
+            label: s.label(),
+            count: all.iter().filter(|t| t.status == *s).count(),
+        })
+        .collect()
+}
+
+pub struct RowView {
+    pub number: String,
+    pub status_key: &'static str,
+    pub status_label: &'static str,
+    pub system: String,
+    pub summary: String,
+    pub category: String,
+    pub reporter: String,
+    pub priority: &'static str,
+    pub assignee: String,
+    pub sla: String,
+    pub overdue: bool,
+    pub age: String,
+}
+
+fn sla_label(s: &SlaState, t: &Ticket) -> String {
+    if !t.status.is_open() {
+        return "—".into();
+    }
+    if t.first_response_at.is_none() {
+        format!("响应{}", s.first_response.label())
+    } else {
+        format!("解决{}", s.resolution.label())
+    }
+}
+
+pub fn row(t: &Ticket, s: &SlaState, clock: &Clock) -> RowView {
+    RowView {
+        number: t.number.clone(),
+        status_key: t.status.key(),
+        status_label: t.status.label(),
+        system: t.system.clone(),
+        summary: crate::tickets::mask::mask_text(&crate::util::truncate_chars(&t.description, 40)),
+        category: t.category.map(|c| c.label().to_owned()).unwrap_or_default(),
+        reporter: t.reporter_label(),
+        priority: t.priority.key(),
+        assignee: t.assignee.clone().unwrap_or_else(|| "—".into()),
+        sla: sla_label(s, t),
+        overdue: t.status.is_open() && s.is_overdue(),
+        age: clock.ago(t.created_at),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html", config = "src/http/console/askama.toml")]
+pub struct LoginPage {
+    pub csrf: String,
+    pub error: Option<String>,
+    pub login: String,
+}
+
+#[derive(Template)]
+#[template(path = "queue.html", config = "src/http/console/askama.toml")]
+pub struct QueuePage {
+    pub user: UserView,
+    pub csrf: String,
+    pub flash: Option<Flash>,
+    pub filters: Filters,
+    pub status_options: Vec<OptionView>,
+    pub systems: Vec<OptionView>,
+    pub categories: Vec<OptionView>,
+    pub assignees: Vec<OptionView>,
+    pub counts: Vec<CountView>,
+    pub rows: Vec<RowView>,
+}
+
+#[derive(Template)]
+#[template(path = "queue_rows.html", config = "src/http/console/askama.toml")]
+pub struct QueueRows {
+    pub counts: Vec<CountView>,
+    pub rows: Vec<RowView>,
+}
+
+pub fn queue_page(
+    chrome: Chrome,
+    filters: Filters,
+    logins: &[String],
+    all: &[Ticket],
+    selected: &[(Ticket, SlaState)],
+    clock: &Clock,
+) -> QueuePage {
+    let mut status_opts: Vec<(&str, &str)> = vec![("open", "未完成"), ("all", "全部")];
+    status_opts.extend(Status::ALL.iter().map(|s| (s.key(), s.label())));
+    QueuePage {
+        status_options: options(status_opts, &filters.status),
+        systems: options(SYSTEMS.iter().map(|s| (*s, *s)), &filters.system),
+        categories: options(
+            Category::ALL.iter().map(|c| (c.key(), c.label())),
+            &filters.category,
+        ),
+        assignees: options(
+            logins.iter().map(|l| (l.as_str(), l.as_str())),
+            &filters.assignee,
+        ),
+        counts: counts(all),
+        rows: selected.iter().map(|(t, s)| row(t, s, clock)).collect(),
+        user: chrome.user,
+        csrf: chrome.csrf,
+        flash: chrome.flash,
+        filters,
+    }
+}
+
+pub struct DeliveryView {
+    pub id: u64,
+    pub state: &'static str,
+    pub label: String,
+}
+
+pub struct EventView {
+    pub at: String,
+    pub actor: String,
+    pub kind: &'static str,
+    pub title: String,
+    pub text: String,
+    pub images: Vec<String>,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// The ticket's fields as shown (the whole customer identifier only here).
+pub struct TicketView {
+    pub id: u64,
+    pub number: String,
+    pub status_key: &'static str,
+    pub status_label: &'static str,
+    pub reporter: String,
+    pub source: String,
+    pub customer_kind: &'static str,
+    pub customer_full: String,
+    pub system: String,
+    pub category: String,
+    pub priority: &'static str,
+    pub assignee_label: String,
+    pub created: String,
+    pub sla_first: String,
+    pub sla_resolution: String,
+    pub first_overdue: bool,
+    pub resolution_overdue: bool,
+    pub rating: Option<String>,
+    pub description: String,
+    pub screenshots: Vec<String>,
+    pub closed: bool,
+    pub publishable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "ticket.html", config = "src/http/console/askama.toml")]
+pub struct TicketPage {
+    pub user: UserView,
+    pub csrf: String,
+    pub flash: Option<Flash>,
+    pub t: TicketView,
+    pub thread: Vec<EventView>,
+    pub next_statuses: Vec<OptionView>,
+    pub categories: Vec<OptionView>,
+    pub priorities: Vec<OptionView>,
+    pub assignees: Vec<OptionView>,
+}
+
+#[derive(Template)]
+#[template(path = "ticket_live.html", config = "src/http/console/askama.toml")]
+pub struct TicketLive {
+    pub csrf: String,
+    pub t: TicketView,
+    pub thread: Vec<EventView>,
+}
+
+pub fn rating_label(t: &Ticket) -> Option<String> {
+    t.rating.as_ref().map(|r| {
+        format!(
+            "{}{}",
+            if r.solved { "已解决" } else { "未解决" },
+            r.score
+                .map(|s| format!(" · 满意度 {s} 分"))
+                .unwrap_or_default()
+        )
+    })
+}
+
+pub fn ticket_view(t: &Ticket, cfg: &SlaConfig, clock: &Clock) -> TicketView {
+    let s = sla::state(t, cfg, clock.now);
+    TicketView {
+        id: t.id,
+        number: t.number.clone(),
+        status_key: t.status.key(),
+        status_label: t.status.label(),
+        reporter: t.reporter_label(),
+        source: match (t.channel, t.chat_type) {
+            (crate::wecom::Channel::App, _) => "应用单聊".into(),
+            (_, crate::wecom::ChatType::Group) => format!("群聊 {}", t.chat_id),
+            _ => "机器人单聊".into(),
+        },
+        customer_kind: t.customer_id.kind.label(),
+        customer_full: t.customer_id.value.clone(),
+        system: t.system.clone(),
+        category: t.category.map_or("未分类", Category::label).to_owned(),
+        priority: t.priority.label(),
+        assignee_label: t.assignee.clone().unwrap_or_else(|| "未分配".into()),
+        created: clock.time(t.created_at),
+        sla_first: s.first_response.label(),
+        sla_resolution: s.resolution.label(),
+        first_overdue: t.status.is_open() && s.first_response.is_overdue(),
+        resolution_overdue: t.status.is_open() && s.resolution.is_overdue(),
+        rating: rating_label(t),
+        description: t.description.clone(),
+        screenshots: t.screenshots.clone(),
+        closed: t.status == Status::Closed,
+        publishable: matches!(t.status, Status::Resolved | Status::Closed),
+    }
+}
+
+fn delivery_view(id: u64, d: &Delivery, clock: &Clock) -> DeliveryView {
+    let (state, label) = match d {
+        Delivery::Queued { attempts: 0, .. } => ("queued", "排队中".to_owned()),
+        Delivery::Queued {
+            attempts,
+            last_error,
+        } => (
+            "queued",
+            format!(
+                "重试中（第{}次，{}）",
+                attempts,
+                last_error.clone().unwrap_or_default()
+            ),
+        ),
+        Delivery::Sent { at } => ("sent", format!("已送达 {}", clock.time(*at))),
+        Delivery::Failed { error } => ("failed", format!("失败：{error}")),
+        Delivery::Unknown => ("unknown", "状态未知".to_owned()),
+    };
+    DeliveryView { id, state, label }
+}
+
+pub fn event_view(
+    e: &TicketEvent,
+    t: &Ticket,
+    deliveries: &[(u64, Delivery)],
+    clock: &Clock,
+) -> EventView {
+    let actor = match &e.actor {
+        crate::tickets::Actor::Reporter(_) => t.reporter_label(),
+        crate::tickets::Actor::Handler(h) => h.clone(),
+        crate::tickets::Actor::System => "系统".into(),
+    };
+    let (kind, title, text, images, deliveries) = match &e.kind {
+        EventKind::Created => (
+            "agent",
+            "提交工单".to_owned(),
+            format!(
+                "客户标识：{} {}\n系统：{}\n问题描述：{}\n截图：{} 张",
+                t.customer_id.kind.label(),
+                t.customer_id.value,
+                t.system,
+                t.description,
+                t.screenshots.len()
+            ),
+            Vec::new(),
+            Vec::new(),
+        ),
+        EventKind::AgentMessage { text, images } => (
+            "agent",
+            "报告人补充".to_owned(),
+            text.clone(),
+            images.clone(),
+            Vec::new(),
+        ),
+        EventKind::Reply { text, jobs } => (
+            "reply",
+            "回复报告人".to_owned(),
+            text.clone(),
+            Vec::new(),
+            jobs.iter()
+                .filter_map(|j| deliveries.iter().find(|(id, _)| id == j))
+                .map(|(id, d)| delivery_view(*id, d, clock))
+                .collect(),
+        ),
+        EventKind::Note { text } => (
+            "note",
+            "内部备注".to_owned(),
+            text.clone(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        EventKind::Status { from, to, reason } => (
+            "status",
+            format!("状态：{} → {}", from.label(), to.label()),
+            reason.clone(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        EventKind::Assigned { to } => (
+            "meta-change",
+            to.as_ref()
+                .map_or_else(|| "取消分配".to_owned(), |a| format!("分配给 {a}")),
+            String::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        EventKind::CategorySet { category } => (
+            "meta-change",
+            format!("问题分类：{}", category.label()),
+            String::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        EventKind::PrioritySet { priority } => (
+            "meta-change",
+            format!("优先级：{}", priority.label()),
+            String::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        EventKind::Rated { solved, score } => (
+            "rating",
+            format!(
+                "报告人评价：{}{}",
+                if *solved { "已解决" } else { "未解决" },
+                score
+                    .map(|s| format!(" · 满意度 {s} 分"))
+                    .unwrap_or_default()
+            ),
+            String::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
+    };
+    EventView {
+        at: clock.time(e.at),
+        actor,
+        kind,
+        title,
+        text,
+        images,
+        deliveries,
+    }
+}
+
+pub fn ticket_page(
+    chrome: Chrome,
+    t: &Ticket,
+    events: &[TicketEvent],
+    deliveries: &[(u64, Delivery)],
+    logins: &[String],
+    cfg: &SlaConfig,
+    clock: &Clock,
+) -> TicketPage {
+    let thread = events
+        .iter()
+        .map(|e| event_view(e, t, deliveries, clock))
+        .collect();
+    let next: Vec<(&str, &str)> = Status::ALL
+        .iter()
+        .filter(|s| t.status.can_become(**s))
+        .map(|s| (s.key(), s.label()))
+        .collect();
+    TicketPage {
+        user: chrome.user,
+        csrf: chrome.csrf,
+        flash: chrome.flash,
+        t: ticket_view(t, cfg, clock),
+        thread,
+        next_statuses: options(next, ""),
+        categories: options(
+            Category::ALL.iter().map(|c| (c.key(), c.label())),
+            t.category.map_or("", Category::key),
+        ),
+        priorities: options(
+            Priority::ALL.iter().map(|p| (p.key(), p.label())),
+            t.priority.key(),
+        ),
+        assignees: options(
+            logins.iter().map(|l| (l.as_str(), l.as_str())),
+            t.assignee.as_deref().unwrap_or(""),
+        ),
+    }
+}
+
+pub struct DraftView {
+    pub id: String,
+    pub question: String,
+    pub similar: String,
+    pub answer: String,
+    pub system: String,
+    pub path: String,
+}
+
+pub struct DeadView {
+    pub id: u64,
+    pub lane: String,
+    pub kind: &'static str,
+    pub origin: String,
+    pub error: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html", config = "src/http/console/askama.toml")]
+pub struct AdminPage {
+    pub user: UserView,
+    pub csrf: String,
+    pub flash: Option<Flash>,
+    pub users: Vec<(String, &'static str)>,
+    pub drafts: Vec<DraftView>,
+    pub kb_errors: Vec<String>,
+    pub dead: Vec<DeadView>,
+    pub faq: Report,
+    pub faq_rate: String,
+}

@@ -1,0 +1,792 @@
+//! The console and its API over real HTTP: login, sessions, CSRF, roles, every bad input,
+//! queue filters, live events, media, SLA announcements and publishing FAQ drafts.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use serde_json::{Value, json};
+use wecom_helpdesk::tickets::{Category, Status};
+
+use super::common::{TestApp, file_ticket, repo_root};
+
+/// A browser-like client: no automatic redirects, cookies kept by hand.
+struct Console {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+    csrf: String,
+}
+
+fn token_in(html: &str) -> String {
+    let at = html.find("name=\"_csrf\" value=\"").expect("a CSRF field") + 20;
+    html[at..at + html[at..].find('"').expect("end")].to_owned()
+}
+
+impl Console {
+    fn new(app: &TestApp) -> Console {
+        Console {
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .expect("client"),
+            base: app.base.clone(),
+            cookies: Vec::new(),
+            csrf: String::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep_cookies(&mut self, r: &reqwest::Response) {
+        for v in r.headers().get_all("set-cookie") {
+            let s = v.to_str().expect("ascii");
+            assert!(
+                s.contains("HttpOnly") && s.contains("SameSite=Strict"),
+                "{s}"
+            );
+            let (kv, _) = s.split_once(';').unwrap_or((s, ""));
+            let (k, val) = kv.split_once('=').expect("k=v");
+            self.cookies.retain(|(name, _)| name != k);
+            if !val.is_empty() {
+                self.cookies.push((k.to_owned(), val.to_owned()));
+            }
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> reqwest::Response {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("get");
+        self.keep_cookies(&r);
+        r
+    }
+
+    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .expect("post");
+        self.keep_cookies(&r);
+        r
+    }
+
+    async fn login(&mut self, login: &str, password: &str) -> reqwest::Response {
+        let page = self.get("/console/login").await.text().await.expect("page");
+        let token = token_in(&page);
+        self.post_form(
+            "/console/login",
+            &[("login", login), ("password", password), ("_csrf", &token)],
+        )
+        .await
+    }
+
+    async fn logged_in(app: &TestApp, login: &str, password: &str) -> Console {
+        let mut c = Console::new(app);
+        let r = c.login(login, password).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "login as {login}");
+        let page = c.get("/console/").await.text().await.expect("queue");
+        c.csrf = token_in(&page);
+        c
+    }
+
+    /// A form action with this session's CSRF token.
+    async fn act(
+        &mut self,
+        number: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let csrf = self.csrf.clone();
+        let mut form = vec![("_csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.post_form(&format!("/console/tickets/{number}/{action}"), &form)
+            .await
+    }
+
+    async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        csrf: bool,
+    ) -> reqwest::Response {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header());
+        if csrf {
+            r = r.header("x-csrf-token", &self.csrf);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send().await.expect("api")
+    }
+}
+
+async fn app_with_ticket() -> (TestApp, String) {
+    let app = TestApp::start_with(&[("HELPDESK__CONSOLE__API_TOKEN", "script-token-123")]).await;
+    let number = file_ticket(
+        &app.sim(),
+        "app:zhangsan",
+        "zhangsan",
+        "客户账户里有钱但是买股票提示资金不足",
+    )
+    .await;
+    (app, number)
+}
+
+fn events(app: &TestApp, number: &str) -> usize {
+    let t = app
+        .tickets()
+        .by_number(number)
+        .expect("read")
+        .expect("ticket");
+    app.tickets().events(t.id).expect("events").len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_logout_and_bad_credentials() {
+    let app = TestApp::start().await;
+    let mut c = Console::new(&app);
+    // Anonymous: pages redirect to the login, the API answers 401.
+    let r = c.get("/console/").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/console/login");
+    assert_eq!(
+        c.get("/api/v1/tickets").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Wrong password: a clear message, no session.
+    let r = c.login("handler", "wrong-password").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.expect("page").contains("用户名或密码错误"));
+    assert!(!c.cookies.iter().any(|(k, _)| k == "hd_session"));
+    // A login post without the form's token is refused.
+    let r = c
+        .post_form(
+            "/console/login",
+            &[("login", "handler"), ("password", "handler-demo")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Right password: a session, the queue.
+    let r = c.login("handler", "handler-demo").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = c.get("/console/").await.text().await.expect("queue");
+    assert!(page.contains("工单队列") && page.contains("handler"));
+    let csrf = token_in(&page);
+    // Logout needs the token too; afterwards the session is gone.
+    assert_eq!(
+        c.post_form("/console/logout", &[]).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let r = c.post_form("/console/logout", &[("_csrf", &csrf)]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(c.get("/console/").await.status(), StatusCode::SEE_OTHER);
+    // An expired or forged session cookie is no session.
+    c.cookies = vec![("hd_session".into(), "0".repeat(64))];
+    assert_eq!(c.get("/console/").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(c.get("/api/v1/me").await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_attempts_are_rate_limited() {
+    let app = TestApp::start().await;
+    let mut c = Console::new(&app);
+    for _ in 0..5 {
+        assert_eq!(
+            c.login("admin", "nope-nope").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = c.login("admin", "admin-demo").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    assert!(r.text().await.expect("page").contains("过于频繁"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_keep_handlers_out_of_admin() {
+    let app = TestApp::start().await;
+    let mut h = Console::logged_in(&app, "handler", "handler-demo").await;
+    assert_eq!(
+        h.get("/console/admin").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let csrf = h.csrf.clone();
+    let r = h
+        .post_form(
+            "/console/admin/users",
+            &[
+                ("_csrf", &csrf),
+                ("login", "mallory"),
+                ("role", "admin"),
+                ("password", "12345678x"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        app.services()
+            .accounts
+            .user("mallory")
+            .expect("read")
+            .is_none(),
+        "nothing created"
+    );
+    let r = h
+        .api(
+            reqwest::Method::GET,
+            "/api/v1/admin/outbox/dead",
+            None,
+            false,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.json::<Value>().await.expect("json")["error"], "forbidden");
+
+    let mut a = Console::logged_in(&app, "admin", "admin-demo").await;
+    assert_eq!(a.get("/console/admin").await.status(), StatusCode::OK);
+    let csrf = a.csrf.clone();
+    let r = a
+        .post_form(
+            "/console/admin/users",
+            &[
+                ("_csrf", &csrf),
+                ("login", "zhao.handler"),
+                ("role", "handler"),
+                ("password", "s3cure-pass"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The new account works.
+    Console::logged_in(&app, "zhao.handler", "s3cure-pass").await;
+    // A weak password is refused with a reason.
+    let r = a
+        .post_form(
+            "/console/admin/users",
+            &[
+                ("_csrf", &csrf),
+                ("login", "weak"),
+                ("role", "handler"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticket_actions_and_every_bad_input() {
+    let (app, number) = app_with_ticket().await;
+    let mut c = Console::logged_in(&app, "handler", "handler-demo").await;
+    let page = c
+        .get(&format!("/console/tickets/{number}"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        page.contains("11010519491231002X"),
+        "the whole identifier, here only"
+    );
+    let queue = c.get("/console/").await.text().await.expect("queue");
+    assert!(
+        queue.contains(&number) && !queue.contains("11010519491231002X"),
+        "masked in the queue"
+    );
+
+    // Missing or wrong CSRF token: 403, nothing changed.
+    let before = events(&app, &number);
+    let r = c
+        .post_form(
+            &format!("/console/tickets/{number}/reply"),
+            &[("text", "你好")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .post_form(
+            &format!("/console/tickets/{number}/reply"),
+            &[("_csrf", "forged"), ("text", "你好")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Empty reply: a message, nothing changed.
+    let r = c.act(&number, "reply", &[("text", "   ")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.expect("page").contains("内容不能为空"));
+    // Unknown status, category, priority, assignee, action.
+    assert_eq!(
+        c.act(&number, "status", &[("status", "bogus")])
+            .await
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        c.act(&number, "category", &[("category", "x")])
+            .await
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        c.act(&number, "priority", &[("priority", "P9")])
+            .await
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        c.act(&number, "assign", &[("assignee", "nobody")])
+            .await
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        c.act(&number, "explode", &[]).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // Resolving needs a category.
+    let r = c
+        .act(
+            &number,
+            "status",
+            &[("status", "resolved"), ("reason", "已处理")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.expect("page").contains("请先设置问题分类"));
+    // Unknown ticket, oversized body.
+    assert_eq!(
+        c.get("/console/tickets/IT20000101-9999").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let huge = "字".repeat(40_000);
+    assert_eq!(
+        c.act(&number, "reply", &[("text", &huge)]).await.status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(events(&app, &number), before, "nothing was written");
+
+    // The real actions.
+    assert_eq!(
+        c.act(&number, "claim", &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        c.act(&number, "priority", &[("priority", "P2")])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        c.act(&number, "note", &[("text", "内部：查清算流水")])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        c.act(&number, "reply", &[("text", "您好，正在核查")])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        c.act(&number, "category", &[("category", "data")])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        c.act(
+            &number,
+            "status",
+            &[("status", "resolved"), ("reason", "数据已修正")]
+        )
+        .await
+        .status(),
+        StatusCode::SEE_OTHER
+    );
+    let t = app.tickets().by_number(&number).expect("read").expect("t");
+    assert_eq!(t.assignee.as_deref(), Some("handler"));
+    assert_eq!(t.status, Status::Resolved);
+    assert_eq!(t.category, Some(Category::Data));
+    // The note never reached the agent; the reply did.
+    let sim = app.sim();
+    sim.wait_text("app:zhangsan", "zhangsan", 0, "您好，正在核查")
+        .await;
+    assert!(sim.messages("app:zhangsan", 0).await.iter().all(|m| {
+        !m["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("查清算流水")
+    }));
+    // The reply shows its delivery state on the page.
+    let page = c
+        .get(&format!("/console/tickets/{number}"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        page.contains("推送：") && page.contains("内部备注"),
+        "thread with delivery state"
+    );
+
+    // Closed: no more replies.
+    assert_eq!(
+        c.act(&number, "status", &[("status", "closed"), ("reason", "")])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let before = events(&app, &number);
+    let r = c.act(&number, "reply", &[("text", "再补一句")]).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.expect("page").contains("工单已关闭"));
+    assert_eq!(events(&app, &number), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_with_sessions_and_bearer_tokens() {
+    let (app, number) = app_with_ticket().await;
+    let c = Console::logged_in(&app, "handler", "handler-demo").await;
+    let me: Value = c
+        .api(reqwest::Method::GET, "/api/v1/me", None, false)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["login"], "handler");
+    // Writes with a session need the CSRF header.
+    let path = format!("/api/v1/tickets/{number}/reply");
+    let r = c
+        .api(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({ "text": "您好" })),
+            false,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.json::<Value>().await.expect("json")["error"], "csrf");
+    // Malformed JSON: 422 with a message.
+    let r = c
+        .http
+        .post(format!("{}{path}", c.base))
+        .header("cookie", c.cookie_header())
+        .header("x-csrf-token", &c.csrf)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = c
+        .api(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({ "text": "您好，API 回复" })),
+            true,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["ticket"]["status"], "in_progress");
+    // A bearer token works without cookies or CSRF; a wrong one does not.
+    let http = reqwest::Client::new();
+    let list: Value = http
+        .get(format!("{}/api/v1/tickets?status=all&q={number}", app.base))
+        .bearer_auth("script-token-123")
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["count"], 1);
+    assert_eq!(list["tickets"][0]["number"], number.as_str());
+    let r = http
+        .get(format!("{}/api/v1/tickets", app.base))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let detail: Value = http
+        .get(format!("{}/api/v1/tickets/{number}", app.base))
+        .bearer_auth("script-token-123")
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert!(detail["events"].as_array().expect("events").len() >= 2);
+    assert_eq!(
+        http.get(format!("{}/api/v1/tickets/IT20000101-0000", app.base))
+            .bearer_auth("script-token-123")
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let faq: Value = http
+        .get(format!("{}/api/v1/faq/search?q=银证转账失败", app.base))
+        .bearer_auth("script-token-123")
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(faq["hits"][0]["id"], "bank-transfer-failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_filters_search_counts_and_live_events() {
+    let app = TestApp::start().await;
+    let sim = app.sim();
+    let a = file_ticket(&sim, "app:lisi", "lisi", "理财产品赎回资金三天没有到账").await;
+    let b = file_ticket(&sim, "app:wangwu", "wangwu", "融资融券担保比例计算不对").await;
+    let mut c = Console::logged_in(&app, "handler", "handler-demo").await;
+    c.act(&b, "claim", &[]).await;
+    let q = c
+        .get("/console/?status=open")
+        .await
+        .text()
+        .await
+        .expect("queue");
+    assert!(q.contains(&a) && q.contains(&b));
+    assert!(
+        q.contains("待处理 <b>2</b>") && q.contains("处理中 <b>0</b>"),
+        "counts per status (claiming assigns, it does not start)"
+    );
+    let mine = c.get("/console/?mine=1").await.text().await.expect("queue");
+    assert!(mine.contains(&b) && !mine.contains(&a));
+    let by_word = c
+        .get(&format!("/console/?q={}", urlencode("赎回")))
+        .await
+        .text()
+        .await
+        .expect("queue");
+    assert!(by_word.contains(&a) && !by_word.contains(&b));
+    let by_number = c
+        .get(&format!("/console/?status=all&q={b}"))
+        .await
+        .text()
+        .await
+        .expect("queue");
+    assert!(by_number.contains(&b) && !by_number.contains(&a));
+    let by_id = c
+        .get("/console/?q=0519491231")
+        .await
+        .text()
+        .await
+        .expect("queue");
+    assert!(
+        by_id.contains(&a) && by_id.contains(&b),
+        "both used the same ID card"
+    );
+    let unassigned = c
+        .get("/console/?assignee=-")
+        .await
+        .text()
+        .await
+        .expect("queue");
+    assert!(unassigned.contains(&a) && !unassigned.contains(&b));
+    let by_age = c
+        .get("/console/?sort=age")
+        .await
+        .text()
+        .await
+        .expect("queue");
+    assert!(by_age.find(&a) < by_age.find(&b), "oldest first");
+
+    // Live: a change is announced on the event stream.
+    let mut stream = c
+        .http
+        .get(format!("{}/console/events", c.base))
+        .header("cookie", c.cookie_header())
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    c.act(&a, "priority", &[("priority", "P1")]).await;
+    let id = app.tickets().by_number(&a).expect("read").expect("t").id;
+    let mut seen = String::new();
+    while !seen.contains(&format!("data: {id}")) {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("an event in time")
+            .expect("chunk")
+            .expect("open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: ticket"));
+}
+
+fn urlencode(s: &str) -> String {
+    wecom_helpdesk::sim::urlencode(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_are_for_logged_in_users_only() {
+    let (app, number) = app_with_ticket().await;
+    let hash = app
+        .tickets()
+        .by_number(&number)
+        .expect("read")
+        .expect("t")
+        .screenshots[0]
+        .clone();
+    let mut anon = Console::new(&app);
+    let r = anon.get(&format!("/console/media/{hash}")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let mut c = Console::logged_in(&app, "handler", "handler-demo").await;
+    let r = c.get(&format!("/console/media/{hash}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(
+        c.get("/console/media/..%2F..%2Fetc%2Fpasswd")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.get(&format!("/console/media/{}", "f".repeat(64)))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdue_tickets_are_announced_once() {
+    let (app, number) = app_with_ticket().await;
+    let sim = app.sim();
+    let later = wecom_helpdesk::util::unix_millis() + 3 * 24 * 3600 * 1000;
+    let n = app
+        .tickets()
+        .announce_overdue(&app.cfg.sla, later)
+        .expect("check");
+    assert_eq!(n, 2, "first response and resolution");
+    assert_eq!(
+        app.tickets()
+            .announce_overdue(&app.cfg.sla, later)
+            .expect("again"),
+        0,
+        "once"
+    );
+    let notice = sim.wait_text("robot", "-", 0, "超时").await;
+    assert!(
+        notice
+            .iter()
+            .any(|m| m["text"].as_str().is_some_and(|t| t.contains(&number)))
+    );
+    // The queue marks it (by its real clock it is not overdue yet, so look at the view).
+    let t = app.tickets().by_number(&number).expect("read").expect("t");
+    let s = wecom_helpdesk::tickets::sla::state(&t, &app.cfg.sla, later);
+    assert!(s.is_overdue());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolved_ticket_becomes_an_faq_draft_then_an_entry() {
+    let kb = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(repo_root().join("kb")).expect("kb/") {
+        let p = entry.expect("entry").path();
+        std::fs::copy(&p, kb.path().join(p.file_name().expect("name"))).expect("copy");
+    }
+    let kb_dir = kb.path().display().to_string();
+    let app = TestApp::start_with(&[("HELPDESK__PATHS__KB_DIR", &kb_dir)]).await;
+    let number = file_ticket(
+        &app.sim(),
+        "app:lisi",
+        "lisi",
+        "客户在夜盘时间无法委托期权合约",
+    )
+    .await;
+    let mut h = Console::logged_in(&app, "handler", "handler-demo").await;
+    // Not before it is resolved.
+    assert_eq!(
+        h.act(&number, "publish", &[]).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    h.act(&number, "category", &[("category", "consulting")])
+        .await;
+    h.act(
+        &number,
+        "status",
+        &[
+            ("status", "resolved"),
+            ("reason", "期权夜盘不开放委托，请在交易时间内下单。"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        h.act(&number, "publish", &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let id = format!("draft-{}", number.to_lowercase());
+    let draft = std::fs::read_to_string(kb.path().join(format!("{id}.md"))).expect("draft written");
+    assert!(draft.contains("draft = true") && draft.contains("夜盘不开放委托"));
+    assert!(
+        app.services().kb.current().get(&id).is_none(),
+        "drafts are not served"
+    );
+    assert_eq!(
+        h.act(&number, "publish", &[]).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "one draft per ticket"
+    );
+    // An admin reviews and publishes it.
+    let mut a = Console::logged_in(&app, "admin", "admin-demo").await;
+    let admin = a.get("/console/admin").await.text().await.expect("admin");
+    assert!(admin.contains(&id));
+    let csrf = a.csrf.clone();
+    let r = a
+        .post_form(
+            &format!("/console/admin/drafts/{id}/publish"),
+            &[
+                ("_csrf", &csrf),
+                ("question", "期权夜盘能委托吗？"),
+                (
+                    "similar",
+                    "夜盘时间能买期权吗\n晚上能下期权单吗\n期权夜里委托不了",
+                ),
+                (
+                    "answer",
+                    "期权不设夜盘交易，请在交易日 9:30–11:30、13:00–15:00 委托。",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let hits = app.services().kb.search("晚上能下期权单吗", 1);
+    assert_eq!(hits[0].entry.id, id, "published and served");
+    assert!(
+        !std::fs::read_to_string(kb.path().join(format!("{id}.md")))
+            .expect("file")
+            .contains("draft = true")
+    );
+}
