@@ -49,6 +49,26 @@ enum Command {
         #[command(subcommand)]
         action: ScriptAction,
     },
+    /// Console accounts (run while the gateway is stopped).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create an account; the password is read from stdin (prompted for on a terminal).
+    Add {
+        login: String,
+        #[arg(long, value_parser = ["handler", "admin"])]
+        role: String,
+        /// Replace the password and role of an existing account.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// List the accounts.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -153,7 +173,62 @@ fn main() -> anyhow::Result<()> {
             action: KbAction::Report { days },
         } => kb_report(&cfg, days),
         Command::Kb { action } => kb_cmd(&action),
+        Command::User { action } => user_cmd(&cfg, action),
     }
+}
+
+fn user_cmd(cfg: &Config, action: UserAction) -> anyhow::Result<()> {
+    use wecom_helpdesk::accounts::{Accounts, Role};
+    let store = open_store(cfg)?;
+    let accounts = Accounts::open(
+        &store,
+        cfg.console.session_ttl,
+        cfg.console.login_attempts_per_minute,
+    )?;
+    match action {
+        UserAction::Add { login, role, reset } => {
+            let role = Role::parse(&role).context("role must be handler or admin")?;
+            let password = read_password()?;
+            accounts.put_user(&login, role, &password, reset)?;
+            store.flush_blocking()?;
+            println!("account {login} ({}) saved", role.label());
+        }
+        UserAction::List => {
+            for u in accounts.users()? {
+                let created = chrono::DateTime::from_timestamp_millis(u.created_at)
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default();
+                println!("{}\t{:?}\t{created}", u.login, u.role);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line from stdin; on a terminal, prompted for without echo.
+fn read_password() -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let stty = |arg: &str| {
+        let _ = std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .status();
+    };
+    if tty {
+        eprint!("password: ");
+        std::io::stderr().flush()?;
+        stty("-echo");
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if tty {
+        stty("echo");
+        eprintln!();
+    }
+    read.context("reading the password")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 fn resources(dir: &std::path::Path) -> (String, String) {

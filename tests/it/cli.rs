@@ -58,3 +58,66 @@ fn a_bad_config_stops_start_up_with_one_message_naming_the_key() {
     assert_eq!(err.trim().lines().count(), 1, "one message: {err}");
     assert!(!err.contains("DemoAppToken2026"), "no secrets printed");
 }
+
+#[test]
+fn user_add_creates_an_account_that_can_log_in() {
+    use std::io::Write;
+    use std::process::Stdio;
+    use wecom_helpdesk::accounts::{Accounts, AuthError, Role};
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let add = |login: &str, password: &str, extra: &[&str]| {
+        let mut child = bin()
+            .env("HELPDESK__STORAGE__DATA_DIR", data.path())
+            .args(["user", "add", login, "--role", "admin"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("wait")
+    };
+
+    let out = add("li.admin", "s3cret-passphrase", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = add("li.admin", "another-passphrase", &[]);
+    assert!(
+        !out.status.success(),
+        "a second add without --reset is refused"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("用户已存在"));
+    let out = add("wang", "short", &[]);
+    assert!(!out.status.success(), "weak passwords are refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("密码至少 8 个字符"));
+
+    let out = bin()
+        .env("HELPDESK__STORAGE__DATA_DIR", data.path())
+        .args(["user", "list"])
+        .output()
+        .expect("run");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("li.admin\tAdmin"), "{listed}");
+    assert!(!listed.contains("wang"), "{listed}");
+
+    let store = wecom_helpdesk::store::Store::open(data.path(), 8 << 20).expect("open");
+    let accounts = Accounts::open(&store, std::time::Duration::from_secs(60), 10).expect("open");
+    let (_, session) = accounts
+        .login("li.admin", "s3cret-passphrase", "test")
+        .expect("login");
+    assert_eq!(session.role, Role::Admin);
+    assert_eq!(
+        accounts.login("li.admin", "another-passphrase", "test"),
+        Err(AuthError::BadCredentials)
+    );
+}

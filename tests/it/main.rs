@@ -1,6 +1,7 @@
 //! The one integration-test binary: end-to-end tests over real HTTP, with the built-in WeCom
 //! simulator (or a standalone one) standing in for WeCom.
 
+mod browser;
 mod cli;
 mod common;
 mod console;
@@ -9,3 +10,4 @@ mod crypto;
 mod faq;
 mod gateway;
 mod intake;
+mod snapshots;

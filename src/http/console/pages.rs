@@ -232,7 +232,11 @@ fn queue_data(state: &AppState, c: &Caller, filters: &Filters) -> Result<QueueDa
     let clock = clock(state);
     let all = state.tickets.list()?;
     let selected = filters.select(all.clone(), &c.login, &state.cfg.sla, clock.now);
-    Ok(QueueData { all, selected, clock })
+    Ok(QueueData {
+        all,
+        selected,
+        clock,
+    })
 }
 
 fn chrome(c: &Caller, flash: Option<Flash>) -> views::Chrome {

@@ -17,8 +17,14 @@
   const ticket = $("[data-ticket-id]");
   async function refresh(url, target) {
     try {
+      const before = ($("#ticket-status") || {}).textContent;
       const r = await fetch(url, { headers: { "x-requested-with": "fetch" }, credentials: "same-origin" });
-      if (r.ok) { target.innerHTML = await r.text(); target.dispatchEvent(new CustomEvent("refreshed", { bubbles: true })); }
+      if (!r.ok) return;
+      target.innerHTML = await r.text();
+      // A new status changes which actions apply: reload, unless a reply is being typed.
+      const after = ($("#ticket-status") || {}).textContent;
+      const typing = $("#reply-text") && $("#reply-text").value.trim();
+      if (ticket && before !== after && !typing) location.reload();
     } catch (_) { /* the next event retries */ }
   }
   if ((queue || ticket) && window.EventSource) {

@@ -1,0 +1,162 @@
+// Browser test of the console and the simulator page, in headless Debian chromium.
+// Run by `cargo test` (tests/it/browser.rs), which starts the gateway and passes BASE_URL.
+//
+// 1. The simulator's chat page: a member sends 帮助 and sees the bot's reply.
+// 2. A handler logs in; an agent files a ticket through the simulator; it appears in the
+//    queue without a reload; the handler opens it, sees the screenshot, replies with
+//    Ctrl+Enter; the reply reaches the agent's chat; the handler resolves it with a
+//    category; the agent rates it on the card; the rating appears on the ticket page.
+
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const base = process.env.BASE_URL;
+const shots = process.env.SHOTS_DIR || "";
+if (!base) throw new Error("BASE_URL is not set");
+
+const PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==",
+  "base64",
+);
+
+function check(cond, what) {
+  if (!cond) throw new Error("check failed: " + what);
+  console.log("ok -", what);
+}
+
+async function api(path, body) {
+  const r = await fetch(base + "/sim/api" + path, body === undefined ? {} : {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const j = await r.json();
+  if (!r.ok) throw new Error(path + ": " + JSON.stringify(j));
+  return j;
+}
+
+async function messages(chat) {
+  return api("/messages?chat=" + encodeURIComponent(chat) + "&after=0");
+}
+
+async function waitFor(what, fn, ms = 15000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error("timed out waiting for " + what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function shot(page, name) {
+  if (!shots) return;
+  mkdirSync(shots, { recursive: true });
+  await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+
+try {
+  // --- 1. The simulator's chat page --------------------------------------------------------
+  const agent = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+  await agent.goto(base + "/sim/");
+  await agent.waitForSelector('.chat-item[data-chat="app:zhangsan"]');
+  await agent.click('.chat-item[data-chat="app:zhangsan"]');
+  await agent.fill("#text", "帮助");
+  await agent.press("#text", "Enter");
+  await agent.waitForSelector('.msg[data-from="app"] .bubble >> text=事件助手');
+  check(true, "the simulator page shows the bot's reply to 帮助");
+  await shot(agent, "sim-chat");
+
+  // --- 2. The console ----------------------------------------------------------------------
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(base + "/console/");
+  await page.waitForURL("**/console/login");
+  await page.fill('input[name="login"]', "handler");
+  await page.fill('input[name="password"]', "wrong-password");
+  await page.click('button[type="submit"]');
+  await page.waitForSelector(".flash.error >> text=用户名或密码错误");
+  check(true, "a wrong password is refused with a message");
+  await page.fill('input[name="login"]', "handler");
+  await page.fill('input[name="password"]', "handler-demo");
+  await page.click('button[type="submit"]');
+  await page.waitForURL("**/console/");
+  check(await page.isVisible("text=工单队列") || (await page.title()).includes("工单队列"), "logged in to the queue");
+  const before = await page.locator("#queue-body tr[data-number]").count();
+
+  // The agent files a ticket (the page stays as it is: no reload).
+  const say = (text) => api("/send", { chat: "app:zhangsan", from: "zhangsan", text });
+  await say("提单");
+  await say("11010519491231002X");
+  await say("2");
+  await say("早上九点半买入委托一直显示未报，客户很着急");
+  await api("/send", { chat: "app:zhangsan", from: "zhangsan", images: [PNG.toString("base64")] });
+  await say("完成");
+  await say("提交");
+  const row = await page.waitForSelector("#queue-body tr[data-number]:not(.empty) >> nth=0", { timeout: 15000 });
+  await waitFor("the new row", async () => (await page.locator("#queue-body tr[data-number]").count()) > before);
+  const number = await row.getAttribute("data-number");
+  check(/^IT\d{8}-\d{4}$/.test(number), "the filed ticket " + number + " appeared without a reload");
+  await shot(page, "queue");
+
+  // Open it: fields, the whole identifier, the screenshot.
+  await page.click(`a[href="/console/tickets/${number}"]`);
+  await page.waitForURL("**/console/tickets/" + number);
+  check(await page.isVisible("text=11010519491231002X"), "the ticket page shows the whole identifier");
+  const img = page.locator(".shots img.thumb").first();
+  await img.waitFor();
+  const loaded = await img.evaluate((el) => el.complete && el.naturalWidth > 0);
+  check(loaded, "the screenshot is shown");
+
+  // Reply with Ctrl+Enter; it reaches the agent's chat.
+  const reply = "您好，已查到委托未报的原因，正在处理。";
+  await page.fill("#reply-text", reply);
+  await page.press("#reply-text", "Control+Enter");
+  await page.waitForURL(/msg=replied/);
+  check(await page.isVisible("text=" + reply), "the reply is in the thread");
+  await waitFor("the reply in the agent's chat", async () =>
+    (await messages("app:zhangsan")).some((m) => m.from === "app" && m.text.includes(reply)));
+  check(true, "the reply reached the agent's chat in the simulator");
+  await waitFor("the delivery state", async () => {
+    await page.reload();
+    return page.isVisible(".delivery.sent");
+  });
+  check(true, "the reply shows as sent");
+
+  // Resolve: a category first, then the status with a reason.
+  await page.selectOption('select[name="category"]', "program");
+  await page.click('form[action$="/category"] button[type="submit"]');
+  await page.waitForURL(/msg=category/);
+  await page.selectOption('select[name="status"]', "resolved");
+  await page.fill('input[name="reason"]', "交易系统已修复，请客户重新下单。");
+  await page.click('form[action$="/status"] button[type="submit"]');
+  await page.waitForURL(/msg=status/);
+  check((await page.textContent("#ticket-status")).includes("已解决"), "resolved with a category");
+  await shot(page, "ticket-resolved");
+
+  // The agent rates it on the card; the ticket page updates by itself.
+  const card = await waitFor("the rating card", async () =>
+    (await messages("app:zhangsan")).find((m) => m.kind === "template_card" && m.replaced === null));
+  await api("/card", { seq: card.seq, from: "zhangsan", key: "rate_solved",
+    selected: [{ question_key: "score", option_ids: ["4"] }] });
+  await page.waitForSelector("#ticket-rating >> text=满意度 4 分", { timeout: 15000 });
+  check(true, "the agent's rating shows on the ticket without a reload");
+  check((await page.textContent("#ticket-status")).includes("已关闭"), "a solved rating closes the ticket");
+  await shot(page, "ticket-rated");
+
+  // Phone width: the queue stays usable.
+  await page.setViewportSize({ width: 390, height: 800 });
+  await page.goto(base + "/console/?status=all");
+  check(await page.isVisible(`a[href="/console/tickets/${number}"]`), "the queue works at phone width");
+  await shot(page, "queue-phone");
+  console.log("all browser checks passed");
+} finally {
+  await browser.close();
+}
