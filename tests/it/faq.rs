@@ -11,6 +11,9 @@ use super::common::{ID_CARD, TestApp, app_callback, png, repo_root, text_msg};
 /// Questions as agents type them (colloquial, typo'd), with the entry that should answer.
 const AGENT_QUESTIONS: &[(&str, &str)] = &[
     ("客户说手机上能不能直接开户啊", "acct-open-online"),
+    ("客户说股票交易不了", "trade-cannot-trade"),
+    ("股票下不了单", "trade-cannot-trade"),
+    ("客户问证券里的钱怎么转回银行", "bank-transfer-howto"),
     ("开户的话要带啥证件", "acct-open-materials"),
     ("开户交了好几天了还在审核", "acct-open-review"),
     ("开户被打回来说身份证照片不清楚", "acct-open-rejected"),
