@@ -816,23 +816,10 @@ impl Tickets {
         self.run(id, |tx| self.reply_in(tx, id, handler, text, now))
     }
 
+    /// An internal note (never pushed to the agent; allowed on closed tickets).
     pub fn note(&self, number: &str, handler: &str, text: &str) -> Result<Ticket, TicketError> {
         let text = validate_text(text)?;
-        let id = self.id_of(number)?;
-        let now = crate::util::unix_millis();
-        self.run(id, |tx| {
-            let mut t = self.load_in::<TicketError>(tx, id)?;
-            t.updated_at = now;
-            self.put_in(tx, Some(t.status), &t)?;
-            self.event_in(
-                tx,
-                id,
-                now,
-                Actor::Handler(handler.to_owned()),
-                EventKind::Note { text: text.clone() },
-            )?;
-            Ok(t)
-        })
+        self.handler_edit(number, handler, false, EventKind::Note { text }, |_| {})
     }
 
     pub fn change_status(
@@ -857,54 +844,24 @@ impl Tickets {
         handler: &str,
         assignee: Option<&str>,
     ) -> Result<Ticket, TicketError> {
-        let id = self.id_of(number)?;
-        let now = crate::util::unix_millis();
-        let assignee = assignee
+        let to = assignee
             .map(str::trim)
             .filter(|a| !a.is_empty())
             .map(str::to_owned);
-        self.run(id, |tx| {
-            let mut t = self.load_in::<TicketError>(tx, id)?;
-            if t.status == Status::Closed {
-                return Err(abort(TicketError::Closed));
-            }
-            t.assignee = assignee.clone();
-            t.updated_at = now;
-            self.put_in(tx, Some(t.status), &t)?;
-            self.event_in(
-                tx,
-                id,
-                now,
-                Actor::Handler(handler.to_owned()),
-                EventKind::Assigned {
-                    to: assignee.clone(),
-                },
-            )?;
-            Ok(t)
-        })
+        let event = EventKind::Assigned { to: to.clone() };
+        self.handler_edit(number, handler, true, event, |t| t.assignee = to.clone())
     }
 
+    /// Set the category (allowed on closed tickets, so reports can be corrected).
     pub fn set_category(
         &self,
         number: &str,
         handler: &str,
         category: Category,
     ) -> Result<Ticket, TicketError> {
-        let id = self.id_of(number)?;
-        let now = crate::util::unix_millis();
-        self.run(id, |tx| {
-            let mut t = self.load_in::<TicketError>(tx, id)?;
-            t.category = Some(category);
-            t.updated_at = now;
-            self.put_in(tx, Some(t.status), &t)?;
-            self.event_in(
-                tx,
-                id,
-                now,
-                Actor::Handler(handler.to_owned()),
-                EventKind::CategorySet { category },
-            )?;
-            Ok(t)
+        let event = EventKind::CategorySet { category };
+        self.handler_edit(number, handler, false, event, |t| {
+            t.category = Some(category)
         })
     }
 
@@ -914,23 +871,32 @@ impl Tickets {
         handler: &str,
         priority: Priority,
     ) -> Result<Ticket, TicketError> {
+        let event = EventKind::PrioritySet { priority };
+        self.handler_edit(number, handler, true, event, |t| t.priority = priority)
+    }
+
+    /// A handler's edit of a ticket that leaves its status alone: apply `edit` and record
+    /// `event`, in one transaction. With `open_only`, closed tickets are refused.
+    fn handler_edit(
+        &self,
+        number: &str,
+        handler: &str,
+        open_only: bool,
+        event: EventKind,
+        edit: impl Fn(&mut Ticket),
+    ) -> Result<Ticket, TicketError> {
         let id = self.id_of(number)?;
         let now = crate::util::unix_millis();
+        let actor = Actor::Handler(handler.to_owned());
         self.run(id, |tx| {
             let mut t = self.load_in::<TicketError>(tx, id)?;
-            if t.status == Status::Closed {
+            if open_only && t.status == Status::Closed {
                 return Err(abort(TicketError::Closed));
             }
-            t.priority = priority;
+            edit(&mut t);
             t.updated_at = now;
             self.put_in(tx, Some(t.status), &t)?;
-            self.event_in(
-                tx,
-                id,
-                now,
-                Actor::Handler(handler.to_owned()),
-                EventKind::PrioritySet { priority },
-            )?;
+            self.event_in(tx, id, now, actor.clone(), event.clone())?;
             Ok(t)
         })
     }

@@ -388,44 +388,21 @@ async fn ticket_actions_and_every_bad_input() {
     assert_eq!(events(&app, &number), before, "nothing was written");
 
     // The real actions.
-    assert_eq!(
-        c.act(&number, "claim", &[]).await.status(),
-        StatusCode::SEE_OTHER
-    );
-    assert_eq!(
-        c.act(&number, "priority", &[("priority", "P2")])
-            .await
-            .status(),
-        StatusCode::SEE_OTHER
-    );
-    assert_eq!(
-        c.act(&number, "note", &[("text", "内部：查清算流水")])
-            .await
-            .status(),
-        StatusCode::SEE_OTHER
-    );
-    assert_eq!(
-        c.act(&number, "reply", &[("text", "您好，正在核查")])
-            .await
-            .status(),
-        StatusCode::SEE_OTHER
-    );
-    assert_eq!(
-        c.act(&number, "category", &[("category", "data")])
-            .await
-            .status(),
-        StatusCode::SEE_OTHER
-    );
-    assert_eq!(
-        c.act(
-            &number,
+    let actions: [(&str, &[(&str, &str)]); 6] = [
+        ("claim", &[]),
+        ("priority", &[("priority", "P2")]),
+        ("note", &[("text", "内部：查清算流水")]),
+        ("reply", &[("text", "您好，正在核查")]),
+        ("category", &[("category", "data")]),
+        (
             "status",
-            &[("status", "resolved"), ("reason", "数据已修正")]
-        )
-        .await
-        .status(),
-        StatusCode::SEE_OTHER
-    );
+            &[("status", "resolved"), ("reason", "数据已修正")],
+        ),
+    ];
+    for (action, form) in actions {
+        let r = c.act(&number, action, form).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{action}");
+    }
     let t = app.tickets().by_number(&number).expect("read").expect("t");
     assert_eq!(t.assignee.as_deref(), Some("handler"));
     assert_eq!(t.status, Status::Resolved);

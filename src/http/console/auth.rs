@@ -106,6 +106,20 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Option<Caller>, Conso
     }))
 }
 
+/// The caller, or `missing` when there is none; with `admin`, handlers get 403.
+async fn require(
+    parts: &Parts,
+    state: &AppState,
+    missing: ConsoleError,
+    admin: bool,
+) -> Result<Caller, ConsoleError> {
+    let c = caller(parts, state).await?.ok_or(missing)?;
+    if admin && !c.is_admin() {
+        return Err(ConsoleError::Forbidden);
+    }
+    Ok(c)
+}
+
 /// A person logged in to the console (pages redirect to the login otherwise).
 pub struct PageUser(pub Caller);
 
@@ -116,10 +130,9 @@ impl FromRequestParts<AppState> for PageUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match caller(parts, state).await? {
-            Some(c) => Ok(PageUser(c)),
-            None => Err(ConsoleError::LoginRequired),
-        }
+        require(parts, state, ConsoleError::LoginRequired, false)
+            .await
+            .map(PageUser)
     }
 }
 
@@ -133,10 +146,9 @@ impl FromRequestParts<AppState> for ApiUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match caller(parts, state).await? {
-            Some(c) => Ok(ApiUser(c)),
-            None => Err(ConsoleError::Unauthorized),
-        }
+        require(parts, state, ConsoleError::Unauthorized, false)
+            .await
+            .map(ApiUser)
     }
 }
 
@@ -150,12 +162,9 @@ impl FromRequestParts<AppState> for AdminPage {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let PageUser(c) = PageUser::from_request_parts(parts, state).await?;
-        if c.is_admin() {
-            Ok(AdminPage(c))
-        } else {
-            Err(ConsoleError::Forbidden)
-        }
+        require(parts, state, ConsoleError::LoginRequired, true)
+            .await
+            .map(AdminPage)
     }
 }
 
@@ -169,11 +178,8 @@ impl FromRequestParts<AppState> for AdminApi {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let ApiUser(c) = ApiUser::from_request_parts(parts, state).await?;
-        if c.is_admin() {
-            Ok(AdminApi(c))
-        } else {
-            Err(ConsoleError::Forbidden)
-        }
+        require(parts, state, ConsoleError::Unauthorized, true)
+            .await
+            .map(AdminApi)
     }
 }
