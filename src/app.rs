@@ -13,7 +13,7 @@ use crate::accounts::{Accounts, Role};
 use crate::config::{Config, loopback_for};
 use crate::conversation::media::Fetcher;
 use crate::conversation::session::Sessions;
-use crate::conversation::{Engine, EngineDeps, EngineSettings, Worker};
+use crate::conversation::{Engine, EngineSettings, Worker};
 use crate::http::{self, AppState};
 use crate::inbox::Inbox;
 use crate::kb::Kb;
@@ -90,7 +90,7 @@ impl Services {
             )
             .map_err(|e| std::io::Error::other(e.to_string()))?,
         );
-        let engine = Arc::new(Engine::new(EngineDeps {
+        let engine = Arc::new(Engine {
             store: store.clone(),
             inbox: inbox.clone(),
             outbox: outbox.clone(),
@@ -108,7 +108,7 @@ impl Services {
                 customer_no: cfg.tickets.customer_no_pattern.clone(),
                 utc_offset: cfg.utc_offset(),
             },
-        }));
+        });
         Ok(Services {
             cfg,
             store,

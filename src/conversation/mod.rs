@@ -35,7 +35,7 @@ use crate::kb::log::{Decided, FaqLog, Feedback, QueryLog};
 use crate::kb::{self, Decision, Hit, Kb};
 use crate::outbox::Outbox;
 use crate::script::eval::{self, Action, Answers, Ctx, Input};
-use crate::script::{GlobalWord, ScriptSet, Scripts};
+use crate::script::{Flow, GlobalWord, ScriptSet, Scripts};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Abort, AnyTree, Store, Tx, TxError};
 use crate::tickets::{NewTicket, Status, Ticket, TicketError, Tickets, notify};
@@ -70,6 +70,11 @@ const FAQ_ASK: &str =
 
 fn faq_answer(entry: &kb::Entry) -> String {
     format!("【{}】\n{}\n\n{FAQ_ASK}", entry.question, entry.answer)
+}
+
+/// The chat part of a session key: dialogs are per (chat, member).
+fn chat_key(inbound: &Inbound) -> String {
+    format!("{}/{}", inbound.channel.as_str(), inbound.chat_id)
 }
 
 fn media_is_empty(content: &Content) -> bool {
@@ -159,8 +164,8 @@ static SUPPLEMENT: LazyLock<regex::Regex> = LazyLock::new(|| {
         .expect("supplement pattern")
 });
 
-/// Everything the engine works with (built once by `app`).
-pub struct EngineDeps {
+/// Decides what to do with each inbound message (built once by `app`).
+pub struct Engine {
     pub store: Store,
     pub inbox: Inbox,
     pub outbox: Outbox,
@@ -172,22 +177,6 @@ pub struct EngineDeps {
     pub client: Arc<Client>,
     pub fetcher: Fetcher,
     pub settings: EngineSettings,
-}
-
-/// Decides what to do with each inbound message.
-#[derive(Clone)]
-pub struct Engine {
-    store: Store,
-    inbox: Inbox,
-    outbox: Outbox,
-    sessions: Sessions,
-    tickets: Tickets,
-    scripts: Arc<Scripts>,
-    kb: Arc<Kb>,
-    faq_log: FaqLog,
-    client: Arc<Client>,
-    fetcher: Fetcher,
-    settings: EngineSettings,
 }
 
 impl std::fmt::Debug for Engine {
@@ -220,22 +209,6 @@ impl Turn {
 }
 
 impl Engine {
-    pub fn new(d: EngineDeps) -> Engine {
-        Engine {
-            store: d.store,
-            inbox: d.inbox,
-            outbox: d.outbox,
-            sessions: d.sessions,
-            tickets: d.tickets,
-            scripts: d.scripts,
-            kb: d.kb,
-            faq_log: d.faq_log,
-            client: d.client,
-            fetcher: d.fetcher,
-            settings: d.settings,
-        }
-    }
-
     /// Every tree a processing transaction touches.
     pub fn trees(&self) -> Vec<&dyn AnyTree> {
         let mut v: Vec<&dyn AnyTree> = vec![self.inbox.tree(), self.faq_log.tree()];
@@ -263,11 +236,7 @@ impl Engine {
             .tickets
             .member_name(&self.client, &inbound.sender)
             .await;
-        let label = if name == inbound.sender {
-            name.clone()
-        } else {
-            format!("{name}（{}）", inbound.sender)
-        };
+        let label = crate::tickets::member_label(&inbound.sender, &name);
         let tickets = self
             .tickets
             .of_reporter(&inbound.sender)
@@ -309,7 +278,7 @@ impl Engine {
         {
             return false;
         }
-        let chat = format!("{}/{}", inbound.channel.as_str(), inbound.chat_id);
+        let chat = chat_key(inbound);
         !matches!(self.sessions.peek(&inbound.sender, &chat), Ok(Some(s)) if s.dialog.is_some())
     }
 
@@ -332,7 +301,7 @@ impl Engine {
         let inbound = &item.inbound;
         self.inbox.complete(tx, seq, item, now)?;
         let scripts = self.scripts.current();
-        let chat = format!("{}/{}", inbound.channel.as_str(), inbound.chat_id);
+        let chat = chat_key(inbound);
         let member = inbound.sender.as_str();
         let mut session = self.sessions.get(tx, member, &chat)?;
         let mut turn = Turn::default();
@@ -417,10 +386,8 @@ impl Engine {
             Event::Click { key } => match key.as_str() {
                 "progress" | "menu_progress" => turn.say(self.progress_text(c)?),
                 "report" | "menu_report" => {
-                    if let Some(flow) = scripts.flows.first() {
-                        let (d, replies) = eval::start(flow, Answers::default(), self.ctx(inbound));
-                        session.dialog = Some(d);
-                        turn.replies.extend(replies);
+                    if let Some(flow) = scripts.report_flow() {
+                        self.begin(c, flow, Answers::default(), session, turn);
                     }
                 }
                 _ => turn.say(HELP_TEXT),
@@ -530,7 +497,6 @@ impl Engine {
             now,
         } = *c;
         let member = inbound.sender.as_str();
-        let ctx = self.ctx(inbound);
 
         // 1. Global words.
         if let Some(t) = text
@@ -607,10 +573,7 @@ impl Engine {
             && images.is_empty()
             && let Some(flow) = scripts.triggered(t)
         {
-            let (d, replies) = eval::start(flow, Answers::default(), ctx);
-            session.dialog = Some(d);
-            session.pending = None;
-            turn.replies.extend(replies);
+            self.begin(c, flow, Answers::default(), session, turn);
             return Ok(());
         }
         if !images.is_empty() {
@@ -622,17 +585,13 @@ impl Engine {
                     .filter(|(_, at)| now - at <= burst_ms)
                     .map(|(t, _)| t.clone())
             });
-            if let Some(flow) = scripts.flow("report").or_else(|| scripts.flows.first()) {
+            if let Some(flow) = scripts.report_flow() {
                 let prefill = Answers {
                     description,
                     screenshots: images,
                     ..Answers::default()
                 };
-                let (d, replies) = eval::start(flow, prefill, ctx);
-                session.dialog = Some(d);
-                session.pending = None;
-                session.last_text = None;
-                turn.replies.extend(replies);
+                self.begin(c, flow, prefill, session, turn);
             }
             return Ok(());
         }
@@ -736,15 +695,29 @@ impl Engine {
         session: &mut Session,
         turn: &mut Turn,
     ) {
-        let Some(flow) = c.scripts.flow("report").or_else(|| c.scripts.flows.first()) else {
+        let Some(flow) = c.scripts.report_flow() else {
             return;
         };
         let prefill = Answers {
             description: Some(question.to_owned()),
             ..Answers::default()
         };
+        self.begin(c, flow, prefill, session, turn);
+    }
+
+    /// Start `flow` for the member, prefilled with `prefill`. The dialog replaces any
+    /// pending FAQ question and the text remembered for a burst.
+    fn begin(
+        &self,
+        c: &Call<'_, '_>,
+        flow: &Flow,
+        prefill: Answers,
+        session: &mut Session,
+        turn: &mut Turn,
+    ) {
         let (d, replies) = eval::start(flow, prefill, self.ctx(c.inbound));
         session.dialog = Some(d);
+        session.pending = None;
         session.last_text = None;
         turn.replies.extend(replies);
     }
@@ -898,9 +871,7 @@ impl Engine {
                     .cloned();
                 if let Some(flow) = flow {
                     turn.say(scripts.global.restarted.clone());
-                    let (d, replies) = eval::start(&flow, Answers::default(), ctx);
-                    session.dialog = Some(d);
-                    turn.replies.extend(replies);
+                    self.begin(c, &flow, Answers::default(), session, turn);
                 }
             }
             GlobalWord::Help => {

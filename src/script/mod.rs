@@ -221,6 +221,12 @@ impl ScriptSet {
         self.flows.iter().find(|f| f.id == id)
     }
 
+    /// The flow that files tickets: `report`, or the first flow when there is none by
+    /// that id.
+    pub fn report_flow(&self) -> Option<&Arc<Flow>> {
+        self.flow("report").or_else(|| self.flows.first())
+    }
+
     /// The flow whose trigger word `input` is, if any.
     pub fn triggered(&self, input: &str) -> Option<&Arc<Flow>> {
         self.flows.iter().find(|f| matches_word(input, &f.triggers))

@@ -54,6 +54,15 @@ impl Actor {
     }
 }
 
+/// A member as handlers see them: "张三（zhangsan）", or the userid when the name is unknown.
+pub fn member_label(userid: &str, name: &str) -> String {
+    if name.is_empty() || name == userid {
+        userid.to_owned()
+    } else {
+        format!("{name}（{userid}）")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rating {
     pub solved: bool,
@@ -106,13 +115,39 @@ pub struct Ticket {
 impl Record for Ticket {}
 
 impl Ticket {
+    /// A ticket as filed: 待处理, priority P3, nothing set by handlers yet.
+    pub fn filed(id: u64, number: String, new: NewTicket, now: i64) -> Ticket {
+        Ticket {
+            id,
+            number,
+            reporter: new.reporter,
+            reporter_name: new.reporter_name,
+            channel: new.channel,
+            chat_type: new.chat_type,
+            chat_id: new.chat_id,
+            customer_id: new.customer_id,
+            system: new.system,
+            description: new.description,
+            screenshots: new.screenshots,
+            status: Status::New,
+            category: None,
+            priority: Priority::P3,
+            assignee: None,
+            created_at: now,
+            updated_at: now,
+            first_response_at: None,
+            resolved_at: None,
+            closed_at: None,
+            rating: None,
+            paused_ms: 0,
+            paused_since: None,
+            sla_alerts: Vec::new(),
+        }
+    }
+
     /// "张三（zhangsan）"
     pub fn reporter_label(&self) -> String {
-        if self.reporter_name.is_empty() || self.reporter_name == self.reporter {
-            self.reporter.clone()
-        } else {
-            format!("{}（{}）", self.reporter_name, self.reporter)
-        }
+        member_label(&self.reporter, &self.reporter_name)
     }
 
     /// Waiting for the agent's rating after 已解决.
@@ -338,20 +373,18 @@ impl Tickets {
 
     /// Tickets with status `s`, newest first.
     pub fn with_status(&self, s: Status) -> store::Result<Vec<Ticket>> {
-        let mut out = Vec::new();
-        for entry in self.by_status.scan_part(&s.key().to_owned()).rev() {
-            let ((_, id), ()) = entry?;
-            if let Some(t) = self.tickets.get(&id)? {
-                out.push(t);
-            }
-        }
-        Ok(out)
+        self.indexed(&self.by_status, s.key())
     }
 
     /// A member's tickets, newest first.
     pub fn of_reporter(&self, userid: &str) -> store::Result<Vec<Ticket>> {
+        self.indexed(&self.by_reporter, userid)
+    }
+
+    /// The tickets an index lists under `part`, newest first.
+    fn indexed(&self, index: &Tree<(String, u64), ()>, part: &str) -> store::Result<Vec<Ticket>> {
         let mut out = Vec::new();
-        for entry in self.by_reporter.scan_part(&userid.to_owned()).rev() {
+        for entry in index.scan_part(&part.to_owned()).rev() {
             let ((_, id), ()) = entry?;
             if let Some(t) = self.tickets.get(&id)? {
                 out.push(t);
@@ -459,32 +492,7 @@ impl Tickets {
         tx.insert(&self.counters, &counter_key, &n)?;
         let number = format!("{}{day}-{n:04}", self.settings.prefix);
         let id = tx.generate_id()?;
-        let t = Ticket {
-            id,
-            number: number.clone(),
-            reporter: new.reporter.clone(),
-            reporter_name: new.reporter_name.clone(),
-            channel: new.channel,
-            chat_type: new.chat_type,
-            chat_id: new.chat_id.clone(),
-            customer_id: new.customer_id.clone(),
-            system: new.system.clone(),
-            description: new.description.clone(),
-            screenshots: new.screenshots.clone(),
-            status: Status::New,
-            category: None,
-            priority: Priority::P3,
-            assignee: None,
-            created_at: now,
-            updated_at: now,
-            first_response_at: None,
-            resolved_at: None,
-            closed_at: None,
-            rating: None,
-            paused_ms: 0,
-            paused_since: None,
-            sla_alerts: Vec::new(),
-        };
+        let t = Ticket::filed(id, number.clone(), new.clone(), now);
         tx.insert(&self.numbers, &number, &id)?;
         tx.insert(&self.by_reporter, &(t.reporter.clone(), id), &())?;
         self.put_in(tx, None, &t)?;
@@ -677,14 +685,8 @@ impl Tickets {
                 images: images.to_vec(),
             },
         )?;
-        for h in images {
-            if !t.screenshots.contains(h) {
-                t.screenshots.push(h.clone());
-            }
-        }
-        t.updated_at = now;
-        self.put_in(tx, Some(t.status), &t)?;
-        if t.status == Status::NeedInfo {
+        let was_waiting = t.status == Status::NeedInfo;
+        if was_waiting {
             t = self.change_status_in::<E>(
                 tx,
                 id,
@@ -693,13 +695,15 @@ impl Tickets {
                 "报告人已补充信息",
                 now,
             )?;
-            // change_status_in reloads the ticket: carry the screenshots over.
-            for h in images {
-                if !t.screenshots.contains(h) {
-                    t.screenshots.push(h.clone());
-                }
+        }
+        for h in images {
+            if !t.screenshots.contains(h) {
+                t.screenshots.push(h.clone());
             }
-            self.put_in(tx, Some(t.status), &t)?;
+        }
+        t.updated_at = now;
+        self.put_in(tx, Some(t.status), &t)?;
+        if was_waiting {
             self.outbox.stage(
                 tx,
                 &Destination::Robot,
@@ -727,17 +731,19 @@ impl Tickets {
         if t.reporter != userid {
             return Err(abort(E::from(TicketError::NotOwner)));
         }
+        let (to, reason) = if solved {
+            (Status::Closed, "报告人确认已解决")
+        } else {
+            (Status::InProgress, "报告人反馈未解决")
+        };
         if t.status != Status::Resolved {
             return Err(abort(E::from(TicketError::IllegalTransition {
                 from: t.status,
-                to: if solved {
-                    Status::Closed
-                } else {
-                    Status::InProgress
-                },
+                to,
             })));
         }
         let actor = Actor::Reporter(userid.to_owned());
+        // Stored before the transition, which keeps it (only 已解决 clears a rating).
         t.rating = Some(Rating {
             solved,
             score,
@@ -752,24 +758,7 @@ impl Tickets {
             actor.clone(),
             EventKind::Rated { solved, score },
         )?;
-        let to = if solved {
-            Status::Closed
-        } else {
-            Status::InProgress
-        };
-        let reason = if solved {
-            "报告人确认已解决"
-        } else {
-            "报告人反馈未解决"
-        };
-        let mut t = self.change_status_in::<E>(tx, id, &actor, to, reason, now)?;
-        // Keep the rating on the reopened ticket's record of what happened.
-        t.rating = Some(Rating {
-            solved,
-            score,
-            at: now,
-        });
-        self.put_in(tx, Some(t.status), &t)?;
+        let t = self.change_status_in::<E>(tx, id, &actor, to, reason, now)?;
         if !solved {
             self.outbox.stage(
                 tx,

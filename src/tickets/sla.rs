@@ -127,7 +127,7 @@ pub fn state(t: &Ticket, cfg: &SlaConfig, now: i64) -> SlaState {
 mod tests {
     use super::*;
     use crate::conversation::validators::{CustomerId, IdKind};
-    use crate::tickets::Priority;
+    use crate::tickets::{NewTicket, Priority};
     use crate::wecom::{Channel, ChatType};
 
     fn cfg() -> SlaConfig {
@@ -138,9 +138,7 @@ mod tests {
     }
 
     fn ticket(priority: Priority) -> Ticket {
-        Ticket {
-            id: 1,
-            number: "IT20261121-0001".into(),
+        let new = NewTicket {
             reporter: "u".into(),
             reporter_name: "U".into(),
             channel: Channel::App,
@@ -153,19 +151,10 @@ mod tests {
             system: "交易".into(),
             description: "d".into(),
             screenshots: Vec::new(),
-            status: Status::New,
-            category: None,
+        };
+        Ticket {
             priority,
-            assignee: None,
-            created_at: 0,
-            updated_at: 0,
-            first_response_at: None,
-            resolved_at: None,
-            closed_at: None,
-            rating: None,
-            paused_ms: 0,
-            paused_since: None,
-            sla_alerts: Vec::new(),
+            ..Ticket::filed(1, "IT20261121-0001".into(), new, 0)
         }
     }
 

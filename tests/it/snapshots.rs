@@ -7,7 +7,7 @@ use wecom_helpdesk::conversation::validators::{CustomerId, IdKind};
 use wecom_helpdesk::http::console::views::{self, Chrome, Clock, Filters, UserView};
 use wecom_helpdesk::outbox::Status as Delivery;
 use wecom_helpdesk::tickets::{
-    Actor, Category, EventKind, Priority, Rating, Status, Ticket, TicketEvent,
+    Actor, Category, EventKind, NewTicket, Priority, Rating, Status, Ticket, TicketEvent,
 };
 use wecom_helpdesk::wecom::{Channel, ChatType};
 
@@ -17,9 +17,7 @@ const T0: i64 = 1_795_300_000_000; // a fixed instant
 const MIN: i64 = 60_000;
 
 fn ticket(id: u64, n: u32, status: Status, created: i64) -> Ticket {
-    Ticket {
-        id,
-        number: format!("IT20261123-{n:04}"),
+    let new = NewTicket {
         reporter: "zhangsan".into(),
         reporter_name: "张三".into(),
         channel: Channel::App,
@@ -32,19 +30,10 @@ fn ticket(id: u64, n: u32, status: Status, created: i64) -> Ticket {
         system: "交易".into(),
         description: "早上九点半买入委托一直显示未报，客户手机 13812345678 <b>很着急</b>".into(),
         screenshots: vec!["ab".repeat(32)],
+    };
+    Ticket {
         status,
-        category: None,
-        priority: Priority::P3,
-        assignee: None,
-        created_at: created,
-        updated_at: created,
-        first_response_at: None,
-        resolved_at: None,
-        closed_at: None,
-        rating: None,
-        paused_ms: 0,
-        paused_since: None,
-        sla_alerts: Vec::new(),
+        ..Ticket::filed(id, format!("IT20261123-{n:04}"), new, created)
     }
 }
 
