@@ -1,6 +1,8 @@
-//! Small helpers shared across modules: randomness, clocks and text trimming.
+//! Small helpers shared across modules: randomness, clocks, text trimming and errors located
+//! in a file.
 //! Depends on nothing else in the crate.
 
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Fill `buf` from the operating system's CSPRNG.
@@ -48,6 +50,49 @@ pub fn truncate_chars(s: &str, max_chars: usize) -> String {
         out.push('…');
     }
     out
+}
+
+/// A problem in an admin-edited file (an intake script, an FAQ entry), shown as
+/// `path:line: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}:{line}: {message}")]
+pub struct FileError {
+    pub path: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// The 1-based line of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// A file as change detection sees it: path, modification time, size.
+pub type FileStamp = (PathBuf, Option<SystemTime>, u64);
+
+/// Every file under `dir`, recursively, sorted by path. Admin-edited folders (`kb/`,
+/// `bot-scripts/`) are listed with this both to load them and to notice edits.
+pub fn files_under(dir: &Path) -> std::io::Result<Vec<FileStamp>> {
+    fn walk(dir: &Path, out: &mut Vec<FileStamp>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                walk(&entry.path(), out)?;
+            } else {
+                out.push((entry.path(), meta.modified().ok(), meta.len()));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out)?;
+    out.sort();
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -43,13 +43,8 @@ impl Entry {
 }
 
 /// A problem with one file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}:{line}: {message}")]
-pub struct EntryError {
-    pub path: String,
-    pub line: usize,
-    pub message: String,
-}
+pub use crate::util::FileError as EntryError;
+use crate::util::line_of;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,14 +59,6 @@ struct FrontMatter {
     tags: Vec<String>,
     #[serde(default)]
     draft: bool,
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
 }
 
 /// Parse one entry file's text.
@@ -183,9 +170,10 @@ pub struct Loaded {
 
 /// Load every `*.md` under `dir` (recursively), plus `dict.txt` and `synonyms.txt`.
 pub fn load_dir(dir: &Path) -> std::io::Result<Loaded> {
-    let mut files = Vec::new();
-    collect(dir, &mut files)?;
-    files.sort();
+    let files = crate::util::files_under(dir)?
+        .into_iter()
+        .map(|(path, _, _)| path)
+        .filter(|p| p.extension().is_some_and(|e| e == "md"));
     let mut loaded = Loaded {
         dict: std::fs::read_to_string(dir.join("dict.txt")).unwrap_or_default(),
         synonyms: std::fs::read_to_string(dir.join("synonyms.txt")).unwrap_or_default(),
@@ -221,19 +209,6 @@ pub fn load_dir(dir: &Path) -> std::io::Result<Loaded> {
         }
     }
     Ok(loaded)
-}
-
-fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            collect(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "md") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

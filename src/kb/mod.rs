@@ -19,12 +19,12 @@ pub mod text;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
 
 pub use entry::{Entry, EntryError};
 pub use index::{Hit, KbIndex};
 
 use crate::config::FaqConfig;
+use crate::util::FileStamp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -56,7 +56,7 @@ pub struct Reload {
 
 #[derive(Debug, Default)]
 struct LoadState {
-    fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
+    fingerprint: Vec<FileStamp>,
     /// Last good version of each file, by path: a file that turns invalid keeps serving it.
     last_good: HashMap<String, Entry>,
     errors: Vec<EntryError>,
@@ -77,24 +77,8 @@ impl std::fmt::Debug for Kb {
     }
 }
 
-fn fingerprint(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
-    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Option<SystemTime>, u64)>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let path = e.path();
-            match e.metadata() {
-                Ok(m) if m.is_dir() => walk(&path, out),
-                Ok(m) => out.push((path, m.modified().ok(), m.len())),
-                Err(_) => {}
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, &mut out);
-    out.sort();
-    out
+fn fingerprint(dir: &Path) -> Vec<FileStamp> {
+    crate::util::files_under(dir).unwrap_or_default()
 }
 
 impl Kb {

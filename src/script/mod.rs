@@ -15,19 +15,13 @@ pub mod eval;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 /// A script error, located in its file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}:{line}: {message}")]
-pub struct Error {
-    pub path: String,
-    pub line: usize,
-    pub message: String,
-}
+pub use crate::util::FileError as Error;
+use crate::util::{FileStamp, line_of};
 
 /// Every problem found in a folder (a set is refused if this is non-empty).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,14 +72,26 @@ pub enum Field {
 }
 
 impl Field {
+    /// Every field, each of which a ticket flow must fill.
+    const ALL: [Field; 4] = [
+        Field::CustomerId,
+        Field::System,
+        Field::Description,
+        Field::Screenshots,
+    ];
+
+    /// The name in scripts.
+    fn key(self) -> &'static str {
+        match self {
+            Field::CustomerId => "customer_id",
+            Field::System => "system",
+            Field::Description => "description",
+            Field::Screenshots => "screenshots",
+        }
+    }
+
     fn parse(s: &str) -> Option<Field> {
-        Some(match s {
-            "customer_id" => Field::CustomerId,
-            "system" => Field::System,
-            "description" => Field::Description,
-            "screenshots" => Field::Screenshots,
-            _ => return None,
-        })
+        Field::ALL.into_iter().find(|f| f.key() == s)
     }
 
     /// The label in summaries and the edit menu.
@@ -297,14 +303,6 @@ struct RawStep {
     error: Option<String>,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
-}
-
 struct FileCtx<'a> {
     path: String,
     text: &'a str,
@@ -510,24 +508,11 @@ fn build_flow(cx: &mut FileCtx<'_>, f: RawFlow, raw_steps: Vec<RawStep>) -> Flow
             "a flow has exactly one confirm step, the last",
         );
     }
-    for needed in [
-        Field::CustomerId,
-        Field::System,
-        Field::Description,
-        Field::Screenshots,
-    ] {
+    for needed in Field::ALL {
         if !fields.contains(&needed) {
             cx.err_at(
                 f.id.span().start,
-                format!(
-                    "a ticket flow must fill `{}`",
-                    match needed {
-                        Field::CustomerId => "customer_id",
-                        Field::System => "system",
-                        Field::Description => "description",
-                        Field::Screenshots => "screenshots",
-                    }
-                ),
+                format!("a ticket flow must fill `{}`", needed.key()),
             );
         }
     }
@@ -617,19 +602,11 @@ pub fn load_texts(files: &[(String, String)]) -> Result<ScriptSet, Errors> {
     }
 }
 
-/// The `*.toml` files of `dir`, sorted, with their modification times.
-fn toml_files(dir: &Path) -> std::io::Result<Vec<(PathBuf, Option<SystemTime>, u64)>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            let meta = entry.metadata()?;
-            out.push((path, meta.modified().ok(), meta.len()));
-        }
-    }
-    out.sort();
-    Ok(out)
+/// The `*.toml` files directly in `dir`, sorted, with their stamps.
+fn toml_files(dir: &Path) -> std::io::Result<Vec<FileStamp>> {
+    let mut files = crate::util::files_under(dir)?;
+    files.retain(|(p, _, _)| p.parent() == Some(dir) && p.extension().is_some_and(|e| e == "toml"));
+    Ok(files)
 }
 
 /// Load and validate every `*.toml` in `dir`.
@@ -654,7 +631,7 @@ pub fn load_dir(dir: &Path) -> Result<ScriptSet, Errors> {
 pub struct Scripts {
     dir: PathBuf,
     current: RwLock<Arc<ScriptSet>>,
-    fingerprint: RwLock<Vec<(PathBuf, Option<SystemTime>, u64)>>,
+    fingerprint: RwLock<Vec<FileStamp>>,
 }
 
 impl Scripts {
