@@ -195,6 +195,16 @@ fn describe_pattern(p: &regex::Regex) -> String {
     }
 }
 
+/// Validate a normalised `s` as an identifier of one `kind`.
+pub fn id_of_kind(kind: IdKind, s: &str, pattern: &regex::Regex) -> Result<CustomerId, String> {
+    let value = match kind {
+        IdKind::IdCard => cn_id_card(s)?,
+        IdKind::Mobile => cn_mobile(s)?,
+        IdKind::CustomerNo => customer_no(s, pattern)?,
+    };
+    Ok(CustomerId { kind, value })
+}
+
 /// Accept any of the three identifier kinds, choosing by shape, with the most specific
 /// error when none fits.
 pub fn customer_id(input: &str, pattern: &regex::Regex) -> Result<CustomerId, String> {
@@ -214,13 +224,10 @@ pub fn customer_id(input: &str, pattern: &regex::Regex) -> Result<CustomerId, St
                 kind: IdKind::IdCard,
                 value: v,
             }),
-            Err(e) if pattern.is_match(&s) => {
-                let _ = e;
-                Ok(CustomerId {
-                    kind: IdKind::CustomerNo,
-                    value: s,
-                })
-            }
+            Err(_) if pattern.is_match(&s) => Ok(CustomerId {
+                kind: IdKind::CustomerNo,
+                value: s,
+            }),
             Err(e) => Err(e),
         };
     }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Field, Flow, Global, Step, StepKind, Validator, matches_word, word_key};
-use crate::conversation::validators::{self, CustomerId};
+use crate::conversation::validators::{self, CustomerId, IdKind};
 
 /// What the dialog has collected so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,43 +228,14 @@ fn validate(
 ) -> Result<Value, String> {
     let text = text.trim();
     if field == Field::CustomerId {
-        let id_validators: Vec<&Validator> = validators
-            .iter()
-            .filter(|v| {
-                matches!(
-                    v,
-                    Validator::CustomerId
-                        | Validator::CnIdCard
-                        | Validator::CnMobile
-                        | Validator::CustomerNo
-                )
-            })
-            .collect();
-        let mut first_err = None;
-        if id_validators.is_empty()
-            || id_validators
-                .iter()
-                .any(|v| matches!(v, Validator::CustomerId))
-        {
+        let kinds: Vec<IdKind> = validators.iter().filter_map(Validator::id_kind).collect();
+        if kinds.is_empty() || validators.contains(&Validator::CustomerId) {
             return validators::customer_id(text, ctx.customer_no).map(Value::Id);
         }
         let s = validators::normalize(text);
-        for v in id_validators {
-            let r = match v {
-                Validator::CnIdCard => validators::cn_id_card(&s).map(|value| CustomerId {
-                    kind: validators::IdKind::IdCard,
-                    value,
-                }),
-                Validator::CnMobile => validators::cn_mobile(&s).map(|value| CustomerId {
-                    kind: validators::IdKind::Mobile,
-                    value,
-                }),
-                _ => validators::customer_no(&s, ctx.customer_no).map(|value| CustomerId {
-                    kind: validators::IdKind::CustomerNo,
-                    value,
-                }),
-            };
-            match r {
+        let mut first_err = None;
+        for kind in kinds {
+            match validators::id_of_kind(kind, &s, ctx.customer_no) {
                 Ok(id) => return Ok(Value::Id(id)),
                 Err(e) => {
                     first_err.get_or_insert(e);
@@ -583,8 +554,13 @@ mod tests {
             .expect("shipped scripts")
     }
 
-    fn pat() -> regex::Regex {
-        regex::Regex::new(r"^[0-9]{8,12}$").expect("regex")
+    fn ctx(group: bool) -> Ctx<'static> {
+        static CUSTOMER_NO: std::sync::LazyLock<regex::Regex> =
+            std::sync::LazyLock::new(|| regex::Regex::new(r"^[0-9]{8,12}$").expect("regex"));
+        Ctx {
+            customer_no: &CUSTOMER_NO,
+            group,
+        }
     }
 
     fn text(t: &str) -> Input<'_> {
@@ -605,11 +581,7 @@ mod tests {
     fn happy_path_in_order() {
         let s = set();
         let flow = s.flow("report").expect("flow");
-        let p = pat();
-        let ctx = Ctx {
-            customer_no: &p,
-            group: false,
-        };
+        let ctx = ctx(false);
         let (mut d, replies) = start(flow, Answers::default(), ctx);
         assert!(replies.last().expect("prompt").contains("客户标识"));
         let o = advance(flow, &mut d, &text("11010519491231002X"), ctx, &s.global);
@@ -643,11 +615,7 @@ mod tests {
     fn invalid_answers_are_retried_then_cancelled() {
         let s = set();
         let flow = s.flow("report").expect("flow");
-        let p = pat();
-        let ctx = Ctx {
-            customer_no: &p,
-            group: false,
-        };
+        let ctx = ctx(false);
         let (mut d, _) = start(flow, Answers::default(), ctx);
         let o = advance(flow, &mut d, &text("110105194912310021"), ctx, &s.global);
         assert_eq!(o.action, Action::Continue);
@@ -668,13 +636,9 @@ mod tests {
     fn screenshot_step_needs_an_image() {
         let s = set();
         let flow = s.flow("report").expect("flow");
-        let p = pat();
-        let ctx = Ctx {
-            customer_no: &p,
-            group: true,
-        };
+        let ctx = ctx(true);
         let prefill = Answers {
-            customer_id: Some(validators::customer_id("13812345678", &p).expect("id")),
+            customer_id: Some(validators::customer_id("13812345678", ctx.customer_no).expect("id")),
             description: Some("开户后第二天还是无法登录交易".into()),
             ..Answers::default()
         };
@@ -711,11 +675,7 @@ mod tests {
     fn at_most_nine_screenshots() {
         let s = set();
         let flow = s.flow("report").expect("flow");
-        let p = pat();
-        let ctx = Ctx {
-            customer_no: &p,
-            group: false,
-        };
+        let ctx = ctx(false);
         let (mut d, _) = start(flow, Answers::default(), ctx);
         let o = advance(flow, &mut d, &images(20, 0), ctx, &s.global);
         assert_eq!(d.answers.screenshots.len(), 9);
@@ -735,11 +695,7 @@ mod tests {
     fn edit_from_the_summary_returns_to_it() {
         let s = set();
         let flow = s.flow("report").expect("flow");
-        let p = pat();
-        let ctx = Ctx {
-            customer_no: &p,
-            group: false,
-        };
+        let ctx = ctx(false);
         let (mut d, _) = start(flow, Answers::default(), ctx);
         for t in ["13812345678", "交易", "早上开盘后委托一直显示未报"] {
             advance(flow, &mut d, &text(t), ctx, &s.global);
@@ -768,11 +724,7 @@ mod tests {
     fn a_short_burst_text_is_not_kept_as_description() {
         let s = set();
         let flow = s.flow("report").expect("flow");
-        let p = pat();
-        let ctx = Ctx {
-            customer_no: &p,
-            group: false,
-        };
+        let ctx = ctx(false);
         let (d, _) = start(
             flow,
             Answers {

@@ -57,6 +57,17 @@ impl Validator {
             }
         })
     }
+
+    /// The one identifier kind this validator accepts (`customer_id` accepts any).
+    pub fn id_kind(&self) -> Option<crate::conversation::validators::IdKind> {
+        use crate::conversation::validators::IdKind;
+        match self {
+            Validator::CnIdCard => Some(IdKind::IdCard),
+            Validator::CnMobile => Some(IdKind::Mobile),
+            Validator::CustomerNo => Some(IdKind::CustomerNo),
+            _ => None,
+        }
+    }
 }
 
 const KNOWN_VALIDATORS: &str =
