@@ -190,6 +190,7 @@ pub async fn serve_with(
         tickets: services.tickets.clone(),
         accounts: services.accounts.clone(),
         kb: services.kb.clone(),
+        scripts: services.scripts.clone(),
         faq_log: services.faq_log.clone(),
         outbox: services.outbox.clone(),
         media: services.store.media().clone(),

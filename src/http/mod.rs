@@ -40,6 +40,7 @@ pub struct AppState {
     pub tickets: Tickets,
     pub accounts: Arc<Accounts>,
     pub kb: Arc<Kb>,
+    pub scripts: Arc<crate::script::Scripts>,
     pub faq_log: FaqLog,
     pub outbox: Outbox,
     pub media: MediaStore,

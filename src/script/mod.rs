@@ -244,6 +244,18 @@ impl ScriptSet {
         self.flow("report").or_else(|| self.flows.first())
     }
 
+    /// The systems the report flow offers (its choice step that fills `system`).
+    pub fn systems(&self) -> Vec<String> {
+        self.report_flow()
+            .and_then(|f| {
+                f.steps.iter().find_map(|s| match (&s.kind, s.field) {
+                    (StepKind::Choice { options }, Some(Field::System)) => Some(options.clone()),
+                    _ => None,
+                })
+            })
+            .unwrap_or_default()
+    }
+
     /// The flow whose trigger word `input` is, if any.
     pub fn triggered(&self, input: &str) -> Option<&Arc<Flow>> {
         self.flows.iter().find(|f| matches_word(input, &f.triggers))
@@ -752,6 +764,18 @@ mod tests {
         assert_eq!(set.global_word("人工"), Some(GlobalWord::Human));
         assert_eq!(set.global_word("进度"), Some(GlobalWord::Progress));
         assert_eq!(set.global_word("客户说要取消委托"), None);
+        assert_eq!(
+            set.systems(),
+            [
+                "开户/账户",
+                "交易",
+                "三方存管",
+                "理财",
+                "App/登录",
+                "融资融券",
+                "其他"
+            ]
+        );
     }
 
     #[test]

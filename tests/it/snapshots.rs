@@ -122,7 +122,18 @@ fn queue_page() {
     let filters = Filters::default().normalized();
     let selected = filters.select(all.clone(), "handler", &cfg.sla, T0);
     let logins = vec!["admin".to_owned(), "handler".to_owned()];
-    let page = views::queue_page(chrome(), filters, &logins, &all, &selected, &clock());
+    let systems = wecom_helpdesk::script::load_dir(&repo_root().join("bot-scripts"))
+        .expect("shipped scripts")
+        .systems();
+    let page = views::queue_page(
+        chrome(),
+        filters,
+        &systems,
+        &logins,
+        &all,
+        &selected,
+        &clock(),
+    );
     let html = page.render().expect("render");
     assert!(
         html.find("IT20261123-0001") < html.find("IT20261123-0002"),

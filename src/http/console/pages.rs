@@ -259,6 +259,7 @@ pub async fn queue(
     render(views::queue_page(
         chrome(&c, flash(&fq)),
         filters,
+        &state.scripts.current().systems(),
         &logins,
         &d.all,
         &d.selected,

@@ -78,17 +78,6 @@ fn options<'a>(
         .collect()
 }
 
-pub const SYSTEMS: [&str; 8] = [
-    "开户/账户",
-    "交易",
-    "三方存管",
-    "理财",
-    "App/登录",
-    "融资融券",
-    "资金/清算",
-    "其他",
-];
-
 /// Queue filters, from the query string (the API takes the same).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -279,9 +268,11 @@ pub struct QueueRows {
     pub rows: Vec<RowView>,
 }
 
+/// `systems`: those the intake offers; systems found only on older tickets are added.
 pub fn queue_page(
     chrome: Chrome,
     filters: Filters,
+    systems: &[String],
     logins: &[String],
     all: &[Ticket],
     selected: &[(Ticket, SlaState)],
@@ -289,9 +280,15 @@ pub fn queue_page(
 ) -> QueuePage {
     let mut status_opts: Vec<(&str, &str)> = vec![("open", "未完成"), ("all", "全部")];
     status_opts.extend(Status::ALL.iter().map(|s| (s.key(), s.label())));
+    let mut systems: Vec<&str> = systems.iter().map(String::as_str).collect();
+    for t in all {
+        if !systems.contains(&t.system.as_str()) {
+            systems.push(&t.system);
+        }
+    }
     QueuePage {
         status_options: options(status_opts, &filters.status),
-        systems: options(SYSTEMS.iter().map(|s| (*s, *s)), &filters.system),
+        systems: options(systems.into_iter().map(|s| (s, s)), &filters.system),
         categories: options(
             Category::ALL.iter().map(|c| (c.key(), c.label())),
             &filters.category,
