@@ -5,69 +5,17 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{self, Caller};
-use super::error::ConsoleError;
+use super::auth::{AdminApi, ApiUser};
+use super::error::{ApiError, ConsoleError};
 use super::ops::{self, ActionInput, blocking};
 use super::views::Filters;
 use crate::http::AppState;
 use crate::tickets::{Ticket, sla};
-
-/// A console error rendered as JSON.
-#[derive(Debug)]
-pub struct ApiError(pub ConsoleError);
-
-impl From<ConsoleError> for ApiError {
-    fn from(e: ConsoleError) -> Self {
-        ApiError(e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        self.0.api()
-    }
-}
-
-/// A caller of the API.
-pub struct ApiCaller(pub Caller);
-
-impl FromRequestParts<AppState> for ApiCaller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        auth::ApiUser::from_request_parts(parts, state)
-            .await
-            .map(|u| ApiCaller(u.0))
-            .map_err(ApiError)
-    }
-}
-
-/// An admin caller of the API.
-pub struct ApiAdmin(pub Caller);
-
-impl FromRequestParts<AppState> for ApiAdmin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        auth::AdminApi::from_request_parts(parts, state)
-            .await
-            .map(|u| ApiAdmin(u.0))
-            .map_err(ApiError)
-    }
-}
 
 fn csrf_header(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
@@ -85,18 +33,18 @@ fn ticket_json(t: &Ticket, state: &AppState, now: i64) -> Value {
     v
 }
 
-pub async fn me(ApiCaller(c): ApiCaller) -> Json<Value> {
+pub async fn me(ApiUser(c): ApiUser) -> Json<Value> {
     Json(json!({ "login": c.login, "role": c.role, "csrf": c.csrf }))
 }
 
 pub async fn tickets(
     State(state): State<AppState>,
-    ApiCaller(c): ApiCaller,
+    ApiUser(c): ApiUser,
     Query(filters): Query<Filters>,
 ) -> Result<Json<Value>, ApiError> {
     let filters = filters.normalized();
     let now = crate::util::unix_millis();
-    let all = state.tickets.list().map_err(ConsoleError::from)?;
+    let all = state.tickets.list()?;
     let selected = filters.select(all, &c.login, &state.cfg.sla, now);
     let list: Vec<Value> = selected
         .iter()
@@ -107,15 +55,14 @@ pub async fn tickets(
 
 pub async fn ticket(
     State(state): State<AppState>,
-    ApiCaller(_): ApiCaller,
+    ApiUser(_): ApiUser,
     Path(number): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let t = state
         .tickets
-        .by_number(&number)
-        .map_err(ConsoleError::from)?
+        .by_number(&number)?
         .ok_or(ConsoleError::NotFound)?;
-    let events = state.tickets.events(t.id).map_err(ConsoleError::from)?;
+    let events = state.tickets.events(t.id)?;
     let deliveries: Vec<Value> = ops::deliveries(&state, &events)
         .into_iter()
         .map(|(id, d)| json!({ "job": id, "delivery": d }))
@@ -129,7 +76,7 @@ pub async fn ticket(
 
 pub async fn act(
     State(state): State<AppState>,
-    ApiCaller(c): ApiCaller,
+    ApiUser(c): ApiUser,
     headers: HeaderMap,
     Path((number, action)): Path<(String, String)>,
     body: Result<Json<ActionInput>, JsonRejection>,
@@ -140,8 +87,7 @@ pub async fn act(
     let code = ops::act(&state, &c, &number, &action, input).await?;
     let t = state
         .tickets
-        .by_number(&number)
-        .map_err(ConsoleError::from)?
+        .by_number(&number)?
         .ok_or(ConsoleError::NotFound)?;
     Ok(Json(
         json!({ "ok": code, "ticket": ticket_json(&t, &state, crate::util::unix_millis()) }),
@@ -150,7 +96,7 @@ pub async fn act(
 
 pub async fn retry(
     State(state): State<AppState>,
-    ApiCaller(c): ApiCaller,
+    ApiUser(c): ApiUser,
     headers: HeaderMap,
     Path(id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
@@ -162,25 +108,19 @@ pub async fn retry(
     Ok(Json(json!({ "ok": "retried", "job": id })))
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct SearchQuery {
-    #[serde(default)]
-    q: String,
-}
-
 pub async fn faq_search(
     State(state): State<AppState>,
-    ApiCaller(_): ApiCaller,
-    Query(q): Query<SearchQuery>,
+    ApiUser(_): ApiUser,
+    Query(q): Query<super::pages::SearchQuery>,
 ) -> Json<Value> {
     Json(json!({ "hits": super::pages::faq_hits(&state, &q.q) }))
 }
 
 pub async fn dead_letters(
     State(state): State<AppState>,
-    ApiAdmin(_): ApiAdmin,
+    AdminApi(_): AdminApi,
 ) -> Result<Json<Value>, ApiError> {
-    let dead = state.outbox.dead_letters().map_err(ConsoleError::from)?;
+    let dead = state.outbox.dead_letters()?;
     Ok(Json(json!({ "dead": dead })))
 }
 
@@ -196,14 +136,11 @@ fn seven() -> i64 {
 
 pub async fn faq_report(
     State(state): State<AppState>,
-    ApiAdmin(_): ApiAdmin,
+    AdminApi(_): AdminApi,
     Query(d): Query<Days>,
 ) -> Result<Json<Value>, ApiError> {
     let since = crate::util::unix_millis() - d.days.clamp(1, 366) * 24 * 3600 * 1000;
-    let r = state
-        .faq_log
-        .report(since, 20)
-        .map_err(ConsoleError::from)?;
+    let r = state.faq_log.report(since, 20)?;
     Ok(Json(
         json!({ "report": r, "deflection_rate": r.deflection_rate() }),
     ))

@@ -10,10 +10,11 @@
 //! calls carry no cookie and need none.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 
-use super::error::ConsoleError;
+use super::error::{ApiError, ConsoleError};
 use crate::accounts::Role;
 use crate::http::AppState;
 
@@ -21,9 +22,8 @@ pub const SESSION_COOKIE: &str = "hd_session";
 pub const LOGIN_CSRF_COOKIE: &str = "hd_login";
 
 /// The value of cookie `name` in the request, if present.
-pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
-    parts
-        .headers
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -89,7 +89,7 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Option<Caller>, Conso
             _ => Err(ConsoleError::Unauthorized),
         };
     }
-    let Some(id) = cookie(parts, SESSION_COOKIE) else {
+    let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {
         return Ok(None);
     };
     let accounts = state.accounts.clone();
@@ -140,7 +140,7 @@ impl FromRequestParts<AppState> for PageUser {
 pub struct ApiUser(pub Caller);
 
 impl FromRequestParts<AppState> for ApiUser {
-    type Rejection = ConsoleError;
+    type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -149,6 +149,7 @@ impl FromRequestParts<AppState> for ApiUser {
         require(parts, state, ConsoleError::Unauthorized, false)
             .await
             .map(ApiUser)
+            .map_err(ApiError)
     }
 }
 
@@ -172,7 +173,7 @@ impl FromRequestParts<AppState> for AdminPage {
 pub struct AdminApi(pub Caller);
 
 impl FromRequestParts<AppState> for AdminApi {
-    type Rejection = ConsoleError;
+    type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -181,5 +182,6 @@ impl FromRequestParts<AppState> for AdminApi {
         require(parts, state, ConsoleError::Unauthorized, true)
             .await
             .map(AdminApi)
+            .map_err(ApiError)
     }
 }

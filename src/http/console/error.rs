@@ -88,6 +88,28 @@ impl ConsoleError {
     }
 }
 
+/// A console error rendered as JSON (the API's rejections and errors).
+#[derive(Debug)]
+pub struct ApiError(pub ConsoleError);
+
+impl From<ConsoleError> for ApiError {
+    fn from(e: ConsoleError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl From<crate::store::Error> for ApiError {
+    fn from(e: crate::store::Error) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.0.api()
+    }
+}
+
 impl IntoResponse for ConsoleError {
     /// Page form: a redirect to the login, or a small error page.
     fn into_response(self) -> Response {

@@ -54,6 +54,16 @@ pub fn deliveries(state: &AppState, events: &[TicketEvent]) -> Vec<(u64, Deliver
         .collect()
 }
 
+/// A handler's change to a ticket, validated.
+enum Op {
+    Reply(String),
+    Note(String),
+    Status(Status, String),
+    Assign(Option<String>),
+    Category(Category),
+    Priority(Priority),
+}
+
 /// Perform `action` on ticket `number`; returns a short code for the confirmation.
 pub async fn act(
     state: &AppState,
@@ -62,62 +72,50 @@ pub async fn act(
     action: &str,
     input: ActionInput,
 ) -> Result<&'static str, ConsoleError> {
-    let tickets = state.tickets.clone();
-    let (number, me) = (number.to_owned(), caller.login.clone());
-    match action {
-        "reply" => {
-            blocking(move || {
-                Ok(tickets
-                    .reply(&number, &me, &input.text)
-                    .map(|_| "replied")?)
-            })
-            .await
-        }
-        "note" => {
-            blocking(move || Ok(tickets.note(&number, &me, &input.text).map(|_| "noted")?)).await
-        }
+    let bad = |m: &str| ConsoleError::BadInput(m.into());
+    let (op, code) = match action {
+        "reply" => (Op::Reply(input.text), "replied"),
+        "note" => (Op::Note(input.text), "noted"),
         "status" => {
-            let to = Status::parse(&input.status)
-                .ok_or_else(|| ConsoleError::BadInput("未知的状态".into()))?;
-            blocking(move || {
-                Ok(tickets
-                    .change_status(&number, &me, to, &input.reason)
-                    .map(|_| "status")?)
-            })
-            .await
+            let to = Status::parse(&input.status).ok_or_else(|| bad("未知的状态"))?;
+            (Op::Status(to, input.reason), "status")
         }
-        "claim" => {
-            blocking(move || {
-                Ok(tickets
-                    .assign(&number, &me, Some(&me))
-                    .map(|_| "assigned")?)
-            })
-            .await
-        }
+        "claim" => (Op::Assign(Some(caller.login.clone())), "assigned"),
         "assign" => {
             let assignee = input.assignee.trim().to_owned();
-            if !assignee.is_empty() && !logins(state).contains(&assignee) {
-                return Err(ConsoleError::BadInput("没有这个处理人".into()));
+            if assignee.is_empty() {
+                (Op::Assign(None), "assigned")
+            } else if logins(state).contains(&assignee) {
+                (Op::Assign(Some(assignee)), "assigned")
+            } else {
+                return Err(bad("没有这个处理人"));
             }
-            blocking(move || {
-                let who = (!assignee.is_empty()).then_some(assignee.as_str());
-                Ok(tickets.assign(&number, &me, who).map(|_| "assigned")?)
-            })
-            .await
         }
         "category" => {
-            let c = Category::parse(&input.category)
-                .ok_or_else(|| ConsoleError::BadInput("未知的问题分类".into()))?;
-            blocking(move || Ok(tickets.set_category(&number, &me, c).map(|_| "category")?)).await
+            let c = Category::parse(&input.category).ok_or_else(|| bad("未知的问题分类"))?;
+            (Op::Category(c), "category")
         }
         "priority" => {
-            let p = Priority::parse(&input.priority)
-                .ok_or_else(|| ConsoleError::BadInput("未知的优先级".into()))?;
-            blocking(move || Ok(tickets.set_priority(&number, &me, p).map(|_| "priority")?)).await
+            let p = Priority::parse(&input.priority).ok_or_else(|| bad("未知的优先级"))?;
+            (Op::Priority(p), "priority")
         }
-        "publish" => publish_ticket(state, &number).await.map(|_| "published"),
-        _ => Err(ConsoleError::NotFound),
-    }
+        "publish" => return publish_ticket(state, number).await.map(|_| "published"),
+        _ => return Err(ConsoleError::NotFound),
+    };
+    let tickets = state.tickets.clone();
+    let (number, me) = (number.to_owned(), caller.login.clone());
+    blocking(move || {
+        match op {
+            Op::Reply(text) => tickets.reply(&number, &me, &text).map(drop),
+            Op::Note(text) => tickets.note(&number, &me, &text).map(drop),
+            Op::Status(to, reason) => tickets.change_status(&number, &me, to, &reason).map(drop),
+            Op::Assign(who) => tickets.assign(&number, &me, who.as_deref()).map(drop),
+            Op::Category(c) => tickets.set_category(&number, &me, c).map(drop),
+            Op::Priority(p) => tickets.set_priority(&number, &me, p).map(drop),
+        }?;
+        Ok(code)
+    })
+    .await
 }
 
 /// What a resolved ticket teaches: the resolution note, else the last handler reply.

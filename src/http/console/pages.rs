@@ -119,7 +119,7 @@ fn login_page(
 }
 
 pub async fn login_form(State(state): State<AppState>, parts: Parts) -> Response {
-    if let Some(id) = cookie(&parts, SESSION_COOKIE)
+    if let Some(id) = cookie(&parts.headers, SESSION_COOKIE)
         && matches!(state.accounts.session(&id), Ok(Some(_)))
     {
         return Redirect::to("/console/").into_response();
@@ -144,14 +144,7 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     // Double-submit check: the form's token must match the cookie set with the form.
-    let expected = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == LOGIN_CSRF_COOKIE)
-        .map(|(_, v)| v.to_owned());
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE);
     if expected.is_none_or(|e| {
         form.csrf.is_empty()
             || !crate::wecom::crypto::constant_time_eq(e.as_bytes(), form.csrf.as_bytes())
@@ -274,14 +267,7 @@ pub async fn queue_rows(
 ) -> Result<Html<String>, ConsoleError> {
     let filters = filters.normalized();
     let d = queue_data(&state, &c, &filters)?;
-    render(views::QueueRows {
-        counts: views::counts(&d.all),
-        rows: d
-            .selected
-            .iter()
-            .map(|(t, s)| views::row(t, s, &d.clock))
-            .collect(),
-    })
+    render(views::queue_rows(&d.all, &d.selected, &d.clock))
 }
 
 /// Server-sent events: the id of every ticket that changes (`*` when some were missed).
@@ -442,7 +428,7 @@ pub async fn media(
 #[derive(Debug, Default, Deserialize)]
 pub struct SearchQuery {
     #[serde(default)]
-    q: String,
+    pub q: String,
 }
 
 /// FAQ entries for the canned-reply box.

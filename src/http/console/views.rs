@@ -268,6 +268,14 @@ pub struct QueueRows {
     pub rows: Vec<RowView>,
 }
 
+/// The live part of the queue: counts over `all`, rows of `selected`.
+pub fn queue_rows(all: &[Ticket], selected: &[(Ticket, SlaState)], clock: &Clock) -> QueueRows {
+    QueueRows {
+        counts: counts(all),
+        rows: selected.iter().map(|(t, s)| row(t, s, clock)).collect(),
+    }
+}
+
 /// `systems`: those the intake offers; systems found only on older tickets are added.
 pub fn queue_page(
     chrome: Chrome,
@@ -278,6 +286,7 @@ pub fn queue_page(
     selected: &[(Ticket, SlaState)],
     clock: &Clock,
 ) -> QueuePage {
+    let rows = queue_rows(all, selected, clock);
     let mut status_opts: Vec<(&str, &str)> = vec![("open", "未完成"), ("all", "全部")];
     status_opts.extend(Status::ALL.iter().map(|s| (s.key(), s.label())));
     let mut systems: Vec<&str> = systems.iter().map(String::as_str).collect();
@@ -297,8 +306,8 @@ pub fn queue_page(
             logins.iter().map(|l| (l.as_str(), l.as_str())),
             &filters.assignee,
         ),
-        counts: counts(all),
-        rows: selected.iter().map(|(t, s)| row(t, s, clock)).collect(),
+        counts: rows.counts,
+        rows: rows.rows,
         user: chrome.user,
         csrf: chrome.csrf,
         flash: chrome.flash,
