@@ -72,11 +72,6 @@ fn faq_answer(entry: &kb::Entry) -> String {
     format!("【{}】\n{}\n\n{FAQ_ASK}", entry.question, entry.answer)
 }
 
-/// The chat part of a session key: dialogs are per (chat, member).
-fn chat_key(inbound: &Inbound) -> String {
-    format!("{}/{}", inbound.channel.as_str(), inbound.chat_id)
-}
-
 fn media_is_empty(content: &Content) -> bool {
     content.images().is_empty() && !matches!(content, Content::File { .. })
 }
@@ -278,7 +273,7 @@ impl Engine {
         {
             return false;
         }
-        let chat = chat_key(inbound);
+        let chat = inbound.chat_key();
         !matches!(self.sessions.peek(&inbound.sender, &chat), Ok(Some(s)) if s.dialog.is_some())
     }
 
@@ -301,7 +296,7 @@ impl Engine {
         let inbound = &item.inbound;
         self.inbox.complete(tx, seq, item, now)?;
         let scripts = self.scripts.current();
-        let chat = chat_key(inbound);
+        let chat = inbound.chat_key();
         let member = inbound.sender.as_str();
         let mut session = self.sessions.get(tx, member, &chat)?;
         let mut turn = Turn::default();

@@ -41,26 +41,21 @@ const CHAR_CANDIDATES: usize = 20;
 const WORD_CANDIDATES: usize = 12;
 
 /// Weights of the fusion (tuned on the dev set).
-#[derive(Debug, Clone, Copy)]
-pub struct Weights {
-    pub chars: f32,
-    pub pinyin: f32,
-    pub words: f32,
-    pub cover_entry: f32,
-    pub cover_query: f32,
+struct Weights {
+    chars: f32,
+    pinyin: f32,
+    words: f32,
+    cover_entry: f32,
+    cover_query: f32,
 }
 
-impl Default for Weights {
-    fn default() -> Self {
-        Weights {
-            chars: 1.0,
-            pinyin: 1.5,
-            words: 0.25,
-            cover_entry: 0.75,
-            cover_query: 0.75,
-        }
-    }
-}
+const WEIGHTS: Weights = Weights {
+    chars: 1.0,
+    pinyin: 1.5,
+    words: 0.25,
+    cover_entry: 0.75,
+    cover_query: 0.75,
+};
 
 /// Boosts of the jieba word fields within the `words` view.
 const WORD_FIELDS: [(&str, f32); 5] = [
@@ -155,7 +150,6 @@ pub struct KbIndex {
     /// Per entry, per phrasing: its units (for the alignment score).
     phrasings: Vec<Vec<Vec<String>>>,
     analyzer: Arc<Analyzer>,
-    weights: Weights,
     by_id: HashMap<String, usize>,
     /// Where each entry's document lives, and back.
     addr: Vec<DocAddress>,
@@ -276,17 +270,10 @@ impl KbIndex {
             entries: served,
             phrasings,
             analyzer,
-            weights: Weights::default(),
             by_id,
             addr,
             ord_of,
         })
-    }
-
-    /// Use other fusion weights (evaluation experiments).
-    pub fn with_weights(mut self, w: Weights) -> KbIndex {
-        self.weights = w;
-        self
     }
 
     pub fn len(&self) -> usize {
@@ -432,7 +419,7 @@ impl KbIndex {
                 .max(f32::MIN_POSITIVE)
         };
         let (mc, mp, mw) = (max_of(&chars), max_of(&pinyin), max_of(&words));
-        let w = self.weights;
+        let w = &WEIGHTS;
         let mut hits: Vec<(usize, f32, f32)> = candidates
             .into_iter()
             .map(|ord| {

@@ -159,12 +159,6 @@ pub struct Flow {
     pub path: String,
 }
 
-impl Flow {
-    pub fn step_index(&self, id: &str) -> Option<usize> {
-        self.steps.iter().position(|s| s.id == id)
-    }
-}
-
 /// Words and texts that apply everywhere.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

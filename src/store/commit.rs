@@ -28,25 +28,7 @@ struct Inner {
     /// `None` only while dropping: closing the channel ends the thread.
     tx: Option<mpsc::Sender<Waiter>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    stats: Arc<Counters>,
-}
-
-/// Counters of the flusher (for benchmarks and metrics).
-#[derive(Debug, Default)]
-struct Counters {
-    flushes: AtomicU64,
-    waiters: AtomicU64,
-    flush_nanos: AtomicU64,
-}
-
-/// A snapshot of the group-commit counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CommitStats {
-    pub flushes: u64,
-    /// Durability requests served (callbacks and other writers that waited).
-    pub waiters: u64,
-    /// Time spent inside `flush`, in total.
-    pub flush_nanos: u64,
+    flushes: Arc<AtomicU64>,
 }
 
 impl Drop for Inner {
@@ -63,23 +45,16 @@ impl Drop for Inner {
 impl GroupCommit {
     pub(super) fn start(db: sled::Db) -> GroupCommit {
         let (tx, rx) = mpsc::channel::<Waiter>();
-        let stats = Arc::new(Counters::default());
-        let counters = stats.clone();
+        let flushes = Arc::new(AtomicU64::new(0));
+        let counter = flushes.clone();
         let thread = std::thread::Builder::new()
             .name("sled-group-commit".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     let mut waiters = vec![first];
                     waiters.extend(rx.try_iter());
-                    let started = std::time::Instant::now();
                     let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
-                    counters.flushes.fetch_add(1, Ordering::Relaxed);
-                    counters
-                        .waiters
-                        .fetch_add(waiters.len() as u64, Ordering::Relaxed);
-                    counters
-                        .flush_nanos
-                        .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    counter.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = &result {
                         tracing::error!(error = %e, waiters = waiters.len(), "group flush failed");
                     }
@@ -93,7 +68,7 @@ impl GroupCommit {
             inner: Arc::new(Inner {
                 tx: Some(tx),
                 thread: Some(thread),
-                stats,
+                flushes,
             }),
         }
     }
@@ -113,15 +88,6 @@ impl GroupCommit {
 
     /// Number of flushes performed (for tests and metrics).
     pub(super) fn flush_count(&self) -> u64 {
-        self.inner.stats.flushes.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn stats(&self) -> CommitStats {
-        let s = &self.inner.stats;
-        CommitStats {
-            flushes: s.flushes.load(Ordering::Relaxed),
-            waiters: s.waiters.load(Ordering::Relaxed),
-            flush_nanos: s.flush_nanos.load(Ordering::Relaxed),
-        }
+        self.inner.flushes.load(Ordering::Relaxed)
     }
 }

@@ -5,9 +5,11 @@
 //! - [`Store::transaction`] runs a closure atomically over a chosen set of trees. The closure
 //!   is pure (no `.await`, no I/O): sled may run it again on conflict.
 //! - [`Store::durable`] returns once everything written before the call is fsynced. Calls
-//!   that arrive together share one flush (group commit), so acknowledging a callback costs a
-//!   fraction of an fsync, not one each. sled's own background flush (500 ms) covers the
-//!   rest; see STACK.md §2 for why we never rely on it for anything we acknowledge.
+//!   that arrive together share one flush (group commit), so making a write durable costs a
+//!   fraction of an fsync, not one each. (Callbacks take their own path: the inbox's writer
+//!   thread stores a batch and flushes once for it.) sled's own background flush (500 ms)
+//!   covers the rest; see STACK.md §2 for why we never rely on it for anything we
+//!   acknowledge.
 //! - The schema version lives in the `meta` tree; a database written by a newer binary is
 //!   refused at open.
 //! - [`media`] stores screenshots content-addressed (sha256) under the data directory.
@@ -17,8 +19,6 @@
 
 pub mod codec;
 mod commit;
-
-pub use commit::CommitStats;
 pub mod media;
 
 use std::marker::PhantomData;
@@ -168,11 +168,6 @@ impl Store {
     /// Number of group flushes so far (metrics, benchmarks).
     pub fn flush_count(&self) -> u64 {
         self.commit.flush_count()
-    }
-
-    /// Group-commit counters so far.
-    pub fn commit_stats(&self) -> CommitStats {
-        self.commit.stats()
     }
 
     /// Flush synchronously (shutdown, CLI tools).

@@ -933,9 +933,4 @@ impl Tickets {
         }
         Ok(announced)
     }
-
-    /// Flush and confirm durability of whatever was written (for callers that must).
-    pub async fn durable(&self) -> store::Result<()> {
-        self.store.durable().await
-    }
 }

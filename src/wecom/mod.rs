@@ -75,9 +75,10 @@ impl Inbound {
         format!("{}/{}", self.channel.as_str(), self.msg_id)
     }
 
-    /// Key of the conversation this message belongs to: one per (channel, chat, member).
-    pub fn conversation_key(&self) -> String {
-        format!("{}/{}/{}", self.channel.as_str(), self.chat_id, self.sender)
+    /// Key of the chat this message came from (`app/zhangsan`, `bot/wrGroup01`). A dialog
+    /// belongs to one (chat, member) pair.
+    pub fn chat_key(&self) -> String {
+        format!("{}/{}", self.channel.as_str(), self.chat_id)
     }
 }
 
