@@ -73,6 +73,18 @@ enum View {
     Words,
 }
 
+impl View {
+    /// The tokens of `prepared` text (see [`Analyzer::prepare`]) in this view; indexing and
+    /// querying both go through here.
+    fn tokens(self, analyzer: &Analyzer, prepared: &str) -> Vec<String> {
+        match self {
+            View::Chars => text::char_grams(&text::units(prepared)),
+            View::Pinyin => text::pinyin_grams(&text::units(prepared)),
+            View::Words => analyzer.words(prepared),
+        }
+    }
+}
+
 /// A tantivy tokenizer running one of our views over [`Analyzer`].
 #[derive(Clone)]
 struct ViewTokenizer {
@@ -90,12 +102,9 @@ impl Tokenizer for ViewTokenizer {
     type TokenStream<'a> = VecTokenStream;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
-        let prepared = self.analyzer.prepare(text);
-        let tokens = match self.view {
-            View::Chars => text::char_grams(&text::units(&prepared)),
-            View::Pinyin => text::pinyin_grams(&text::units(&prepared)),
-            View::Words => self.analyzer.words(&prepared),
-        };
+        let tokens = self
+            .view
+            .tokens(&self.analyzer, &self.analyzer.prepare(text));
         VecTokenStream {
             tokens,
             next: 0,
@@ -143,7 +152,6 @@ struct Fields {
 
 /// A built, immutable index. Rebuilt and swapped whole on every change of `kb/`.
 pub struct KbIndex {
-    index: Index,
     reader: IndexReader,
     fields: Fields,
     entries: Vec<Arc<Entry>>,
@@ -260,7 +268,6 @@ impl KbIndex {
             }
         }
         Ok(KbIndex {
-            index,
             reader,
             fields: Fields {
                 chars,
@@ -292,21 +299,13 @@ impl KbIndex {
         self.by_id.get(id).map(|&i| &self.entries[i])
     }
 
-    /// Tokens of `text` through the analyzer registered for `field`.
-    fn tokens(&self, field: Field, text: &str) -> Vec<String> {
-        let Ok(mut analyzer) = self.index.tokenizer_for_field(field) else {
-            return Vec::new();
-        };
-        let mut stream = analyzer.token_stream(text);
-        let mut out = Vec::new();
+    /// The distinct tokens of a prepared question in `view`, in order.
+    fn query_tokens(&self, view: View, prepared: &str) -> Vec<String> {
         let mut seen = HashSet::new();
-        while stream.advance() {
-            let t = stream.token().text.clone();
-            if seen.insert(t.clone()) {
-                out.push(t);
-            }
-        }
-        out
+        view.tokens(&self.analyzer, prepared)
+            .into_iter()
+            .filter(|t| seen.insert(t.clone()))
+            .collect()
     }
 
     fn terms_query(&self, field: Field, tokens: &[String]) -> Box<dyn Query> {
@@ -383,9 +382,10 @@ impl KbIndex {
             return Vec::new();
         }
         let f = self.fields;
-        let chars_query = self.terms_query(f.chars, &self.tokens(f.chars, &capped));
-        let pinyin_query = self.terms_query(f.pinyin, &self.tokens(f.pinyin, &capped));
-        let word_tokens = self.tokens(f.words[0], &capped);
+        // The question is prepared once; each view tokenizes it as the index did its entries.
+        let chars_query = self.terms_query(f.chars, &self.query_tokens(View::Chars, &prepared));
+        let pinyin_query = self.terms_query(f.pinyin, &self.query_tokens(View::Pinyin, &prepared));
+        let word_tokens = self.query_tokens(View::Words, &prepared);
         let words_query = BooleanQuery::new(
             f.words
                 .iter()
@@ -425,8 +425,7 @@ impl KbIndex {
             .map(|ord| {
                 let (mut cover_entry, mut cover_query) = (0f32, 0f32);
                 for p in &self.phrasings[ord] {
-                    let p: Vec<&str> = p.iter().map(String::as_str).collect();
-                    let l = text::lcs_len(&q_units, &p) as f32;
+                    let l = text::lcs_len(&q_units, p) as f32;
                     cover_entry = cover_entry.max(l / p.len().max(1) as f32);
                     cover_query = cover_query.max(l / q_units.len() as f32);
                 }

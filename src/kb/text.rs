@@ -86,7 +86,7 @@ pub fn pinyin_grams(units: &[&str]) -> Vec<String> {
 }
 
 /// Length of the longest common subsequence of two unit sequences.
-pub fn lcs_len(a: &[&str], b: &[&str]) -> usize {
+pub fn lcs_len<A: PartialEq<B>, B>(a: &[A], b: &[B]) -> usize {
     if a.is_empty() || b.is_empty() {
         return 0;
     }
@@ -259,7 +259,7 @@ mod tests {
         let a = units("如何开通创业板权限");
         let b = units("创业板权限怎么开通");
         assert_eq!(lcs_len(&a, &b), 5);
-        assert_eq!(lcs_len(&a, &[]), 0);
+        assert_eq!(lcs_len::<&str, &str>(&a, &[]), 0);
     }
 
     #[test]
