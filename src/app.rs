@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::accounts::{Accounts, Role};
 use crate::config::{Config, loopback_for};
@@ -20,7 +21,7 @@ use crate::kb::Kb;
 use crate::kb::log::FaqLog;
 use crate::outbox::{Deliverer, Outbox};
 use crate::script::Scripts;
-use crate::shutdown::{Shutdown, supervise};
+use crate::shutdown::{Shutdown, periodic, supervise};
 use crate::store::Store;
 use crate::tickets::{TicketSettings, Tickets};
 use crate::wecom::MsgCrypt;
@@ -228,9 +229,7 @@ pub async fn serve_with(
     .with_graceful_shutdown(async move { sd.wait().await })
     .await?;
     tracing::info!("HTTP stopped; stopping workers");
-    for w in workers {
-        let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
-    }
+    join_workers(workers).await;
     let store = services.store.clone();
     tokio::task::spawn_blocking(move || store.flush_blocking())
         .await
@@ -239,124 +238,87 @@ pub async fn serve_with(
     Ok(())
 }
 
-fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut handles = Vec::new();
-    {
-        let (inbox, engine, sd) = (s.inbox.clone(), s.engine.clone(), shutdown.clone());
-        handles.push(supervise("conversation", shutdown.clone(), move || {
-            Worker::new(inbox.clone(), engine.clone()).run(sd.clone())
-        }));
-    }
-    {
-        let (outbox, client, cfg, sd) = (
-            s.outbox.clone(),
-            s.client.clone(),
-            s.cfg.outbox.clone(),
-            shutdown.clone(),
-        );
-        handles.push(supervise("outbox", shutdown.clone(), move || {
-            Deliverer::new(outbox.clone(), client.clone(), cfg.clone()).run(sd.clone())
-        }));
-    }
-    {
-        let (inbox, ttl, sd) = (s.inbox.clone(), s.cfg.storage.dedupe_ttl, shutdown.clone());
-        handles.push(supervise("dedupe-sweeper", shutdown.clone(), move || {
-            let (inbox, mut sd) = (inbox.clone(), sd.clone());
-            async move {
-                loop {
-                    let removed = inbox.sweep_dedupe(ttl)?;
-                    if removed > 0 {
-                        tracing::info!(removed, "expired dedupe keys swept");
-                    }
-                    tokio::select! {
-                        () = sd.wait() => return Ok(()),
-                        () = tokio::time::sleep(Duration::from_secs(3600)) => {}
-                    }
-                }
+/// Start every background worker under supervision; the handles resolve once each stopped.
+fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<(&'static str, JoinHandle<()>)> {
+    let (inbox, tickets, accounts, kb, scripts) = (
+        s.inbox.clone(),
+        s.tickets.clone(),
+        s.accounts.clone(),
+        s.kb.clone(),
+        s.scripts.clone(),
+    );
+    let (dedupe_ttl, sla) = (s.cfg.storage.dedupe_ttl, s.cfg.sla.clone());
+    let conversation = Arc::new(Worker::new(s.inbox.clone(), s.engine.clone()));
+    let outbox = Arc::new(Deliverer::new(
+        s.outbox.clone(),
+        s.client.clone(),
+        s.cfg.outbox.clone(),
+    ));
+    let dedupe = periodic("dedupe-sweeper", Duration::from_secs(3600), move || {
+        let removed = inbox.sweep_dedupe(dedupe_ttl)?;
+        if removed > 0 {
+            tracing::info!(removed, "expired dedupe keys swept");
+        }
+        Ok(())
+    });
+    // SLA: announce overdue clocks once; sweep expired console sessions.
+    let sla_watch = periodic("sla-watch", Duration::from_secs(30), move || {
+        let announced = tickets.announce_overdue(&sla, crate::util::unix_millis())?;
+        if announced > 0 {
+            tracing::info!(announced, "overdue tickets announced");
+        }
+        accounts.sweep()?;
+        Ok(())
+    });
+    // Rebuild off the async threads, swap when done (console edits rebuild too, under the
+    // same lock).
+    let kb_reloader = periodic("kb-reloader", Duration::from_secs(2), move || {
+        if let Some(r) = kb.reload_if_changed()? {
+            for e in &r.errors {
+                tracing::error!("knowledge base entry rejected: {e}");
             }
-        }));
+            tracing::info!(
+                served = r.served,
+                drafts = r.drafts,
+                "knowledge base reloaded"
+            );
+        }
+        Ok(())
+    });
+    let script_reloader = periodic("script-reloader", Duration::from_secs(2), move || {
+        match scripts.reload_if_changed() {
+            Ok(true) => tracing::info!("intake scripts reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::error!("intake scripts rejected; the running set stays:\n{e}"),
+        }
+        Ok(())
+    });
+    vec![
+        start(conversation, shutdown),
+        start(outbox, shutdown),
+        start(dedupe, shutdown),
+        start(sla_watch, shutdown),
+        start(kb_reloader, shutdown),
+        start(script_reloader, shutdown),
+    ]
+}
+
+fn start<W: crate::shutdown::Worker>(
+    w: Arc<W>,
+    shutdown: &Shutdown,
+) -> (&'static str, JoinHandle<()>) {
+    (w.name(), supervise(w, shutdown.clone()))
+}
+
+/// Wait for every worker to stop (10 s each at most), saying how each ended.
+async fn join_workers(workers: Vec<(&'static str, JoinHandle<()>)>) {
+    for (name, handle) in workers {
+        match tokio::time::timeout(Duration::from_secs(10), handle).await {
+            Ok(Ok(())) => tracing::debug!(worker = name, "joined"),
+            Ok(Err(e)) => tracing::error!(worker = name, error = %e, "supervisor panicked"),
+            Err(_) => tracing::error!(worker = name, "did not stop within 10 s"),
+        }
     }
-    {
-        // SLA: announce overdue clocks once; sweep expired console sessions.
-        let (tickets, accounts, sla, sd) = (
-            s.tickets.clone(),
-            s.accounts.clone(),
-            s.cfg.sla.clone(),
-            shutdown.clone(),
-        );
-        handles.push(supervise("sla-watch", shutdown.clone(), move || {
-            let (tickets, accounts, sla, mut sd) =
-                (tickets.clone(), accounts.clone(), sla.clone(), sd.clone());
-            async move {
-                loop {
-                    let (t, a, cfg) = (tickets.clone(), accounts.clone(), sla.clone());
-                    tokio::task::spawn_blocking(move || {
-                        match t.announce_overdue(&cfg, crate::util::unix_millis()) {
-                            Ok(n) if n > 0 => {
-                                tracing::info!(announced = n, "overdue tickets announced")
-                            }
-                            Ok(_) => {}
-                            Err(e) => tracing::error!(error = %e, "SLA check failed"),
-                        }
-                        let _ = a.sweep();
-                    })
-                    .await?;
-                    tokio::select! {
-                        () = sd.wait() => return Ok(()),
-                        () = tokio::time::sleep(Duration::from_secs(30)) => {}
-                    }
-                }
-            }
-        }));
-    }
-    {
-        // The knowledge base's only writer: rebuild off the async threads, swap when done.
-        let (kb, sd) = (s.kb.clone(), shutdown.clone());
-        handles.push(supervise("kb-reloader", shutdown.clone(), move || {
-            let (kb, mut sd) = (kb.clone(), sd.clone());
-            async move {
-                loop {
-                    let k = kb.clone();
-                    match tokio::task::spawn_blocking(move || k.reload_if_changed()).await? {
-                        Ok(Some(r)) => {
-                            for e in &r.errors {
-                                tracing::error!("knowledge base entry rejected: {e}");
-                            }
-                            tracing::info!(served = r.served, drafts = r.drafts, "knowledge base reloaded");
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::error!(error = %e, "knowledge base reload failed; the running index stays"),
-                    }
-                    tokio::select! {
-                        () = sd.wait() => return Ok(()),
-                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    }
-                }
-            }
-        }));
-    }
-    {
-        let (scripts, sd) = (s.scripts.clone(), shutdown.clone());
-        handles.push(supervise("script-reloader", shutdown.clone(), move || {
-            let (scripts, mut sd) = (scripts.clone(), sd.clone());
-            async move {
-                loop {
-                    match scripts.reload_if_changed() {
-                        Ok(true) => tracing::info!("intake scripts reloaded"),
-                        Ok(false) => {}
-                        Err(e) => {
-                            tracing::error!("intake scripts rejected; the running set stays:\n{e}")
-                        }
-                    }
-                    tokio::select! {
-                        () = sd.wait() => return Ok(()),
-                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    }
-                }
-            }
-        }));
-    }
-    handles
 }
 
 /// Demo mode: known accounts, so a new user can log in at once (printed at start-up).

@@ -12,12 +12,13 @@
 //! Secrets live in [`Secret`], whose `Debug`/`Display` print `***`, so a `Config` can be logged.
 //! Depends on nothing else in the crate.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use crate::util::Secret;
 
 /// Prefix of environment overrides: `HELPDESK__SERVER__LISTEN=0.0.0.0:8080`.
 pub const ENV_PREFIX: &str = "HELPDESK__";
@@ -44,52 +45,6 @@ impl ConfigError {
             key: key.to_owned(),
             message: message.into(),
         }
-    }
-}
-
-/// A string that must never be printed: tokens, keys, secrets.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    /// The secret value. Call sites are few and greppable on purpose.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // An environment override such as `HELPDESK__WECOM__SECRET=123456` arrives as an
-        // integer; a secret is always text.
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Lenient {
-            S(String),
-            I(i64),
-        }
-        Ok(match Lenient::deserialize(d)? {
-            Lenient::S(s) => Secret(s),
-            Lenient::I(i) => Secret(i.to_string()),
-        })
     }
 }
 

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::config::OutboxConfig;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, WorkerError};
 use crate::store::{self, AnyTree, Record, Store, Tree, Tx, TxError, TxFail};
 use crate::wecom::client::{Client, ClientError};
 use crate::wecom::outbound::{Destination, Message, split_for};
@@ -332,6 +332,21 @@ pub struct Deliverer {
     outbox: Outbox,
     client: Arc<Client>,
     cfg: OutboxConfig,
+}
+
+impl crate::shutdown::Worker for Deliverer {
+    fn name(&self) -> &'static str {
+        "outbox"
+    }
+
+    async fn run(self: Arc<Self>, shutdown: Shutdown) -> Result<(), WorkerError> {
+        Ok(self.deliver_until(shutdown).await?)
+    }
+}
+
+/// What one run of the [`Deliverer`] remembers between rounds.
+#[derive(Default)]
+struct Lanes {
     limiter: RateLimiter,
     /// Lane where the last round stopped, for round-robin fairness.
     cursor: Option<String>,
@@ -343,8 +358,6 @@ impl Deliverer {
             outbox,
             client,
             cfg,
-            limiter: RateLimiter::default(),
-            cursor: None,
         }
     }
 
@@ -368,14 +381,15 @@ impl Deliverer {
         capped + capped.mul_f64(f64::from(b[0]) / 255.0 * 0.2)
     }
 
-    pub async fn run(mut self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+    async fn deliver_until(&self, mut shutdown: Shutdown) -> store::Result<()> {
+        let mut lanes = Lanes::default();
         let requeued = self.outbox.requeue_in_flight()?;
         if requeued > 0 {
             tracing::info!(requeued, "re-queued jobs interrupted in flight");
         }
         let mut last_sweep = Instant::now();
         loop {
-            let wait = self.round().await?;
+            let wait = self.round(&mut lanes).await?;
             if last_sweep.elapsed() > Duration::from_secs(3600) {
                 self.outbox.sweep_done()?;
                 last_sweep = Instant::now();
@@ -393,14 +407,15 @@ impl Deliverer {
 
     /// Send one batch of due lane heads. Returns how long to wait before the next round
     /// (zero: go again at once).
-    async fn round(&mut self) -> anyhow::Result<Duration> {
+    #[tracing::instrument(name = "outbox_round", skip_all)]
+    async fn round(&self, lanes: &mut Lanes) -> store::Result<Duration> {
         let now_ms = crate::util::unix_millis();
         let now = Instant::now();
         let mut seen_lanes = HashSet::new();
         let mut batch = Vec::new();
         let mut next_wake = Duration::from_secs(60);
         // Visit lanes round-robin from where the last round stopped, one seek per lane.
-        let mut cursor = self.cursor.clone();
+        let mut cursor = lanes.cursor.clone();
         while let Some(job) = self.outbox.next_head(cursor.as_deref())? {
             let lane = job.dest.lane();
             if !seen_lanes.insert(lane.clone()) {
@@ -411,7 +426,7 @@ impl Deliverer {
                 next_wake = next_wake.min(Duration::from_millis((job.not_before - now_ms) as u64));
                 continue;
             }
-            let slot = self.limiter.next_slot(&lane, self.limit_for(&lane), now);
+            let slot = lanes.limiter.next_slot(&lane, self.limit_for(&lane), now);
             if slot > now {
                 next_wake = next_wake.min(slot - now);
                 continue;
@@ -421,7 +436,7 @@ impl Deliverer {
                 break;
             }
         }
-        self.cursor = cursor;
+        lanes.cursor = cursor;
         if batch.is_empty() {
             return Ok(next_wake);
         }
@@ -445,7 +460,7 @@ impl Deliverer {
             let lane = job.dest.lane();
             match result {
                 Ok(response_code) => {
-                    self.limiter.record(&lane, sent_at);
+                    lanes.limiter.record(&lane, sent_at);
                     let done = Delivered {
                         at: crate::util::unix_millis(),
                         attempts: job.attempts,
@@ -458,7 +473,7 @@ impl Deliverer {
                 Err(e) => {
                     if matches!(e, ClientError::Api { .. }) {
                         // WeCom saw the request; count it against the lane's budget.
-                        self.limiter.record(&lane, sent_at);
+                        lanes.limiter.record(&lane, sent_at);
                     }
                     job.last_error = Some(e.to_string());
                     if e.is_retryable() && job.attempts < self.cfg.max_attempts {

@@ -1,9 +1,12 @@
-//! Small helpers shared across modules: randomness, clocks, text trimming and errors located
-//! in a file.
+//! Small helpers shared across modules: randomness, clocks, text trimming, errors located
+//! in a file, hex and constant-time comparison, and [`Secret`] for values never printed.
 //! Depends on nothing else in the crate.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
 
 /// Fill `buf` from the operating system's CSPRNG.
 ///
@@ -17,7 +20,7 @@ pub fn random_bytes(buf: &mut [u8]) {
 pub fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
     random_bytes(&mut buf);
-    crate::wecom::crypto::hex_lower(&buf)
+    hex_lower(&buf)
 }
 
 /// A random decimal string of `n` digits (nonces in WeCom's style).
@@ -93,6 +96,71 @@ pub fn files_under(dir: &Path) -> std::io::Result<Vec<FileStamp>> {
     walk(dir, &mut out)?;
     out.sort();
     Ok(out)
+}
+
+/// Constant-time equality for equal-length inputs; unequal lengths return false at once
+/// (the length of a SHA1 hex string is public).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn hex_lower(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+/// A string that must never be printed: tokens, keys, secrets.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret value. Call sites are few and greppable on purpose.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // An environment override such as `HELPDESK__WECOM__SECRET=123456` arrives as an
+        // integer; a secret is always text.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Lenient {
+            S(String),
+            I(i64),
+        }
+        Ok(match Lenient::deserialize(d)? {
+            Lenient::S(s) => Secret(s),
+            Lenient::I(i) => Secret(i.to_string()),
+        })
+    }
 }
 
 #[cfg(test)]

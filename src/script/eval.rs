@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Field, Flow, Global, Step, StepKind, Validator, matches_word, word_key};
-use crate::conversation::validators::{self, CustomerId, IdKind};
+use crate::ident::{self as validators, CustomerId, IdKind};
 
 /// What the dialog has collected so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,7 +107,7 @@ pub fn summary(answers: &Answers) -> String {
         answers
             .description
             .as_deref()
-            .map_or_else(dash, |d| crate::tickets::mask::mask_text(
+            .map_or_else(dash, |d| crate::ident::mask_text(
                 &crate::util::truncate_chars(d, 200)
             )),
         answers.screenshots.len()
@@ -185,7 +185,7 @@ pub fn start(flow: &Flow, prefill: Answers, ctx: Ctx<'_>) -> (Dialog, Vec<String
     if let Some(d) = &answers.description {
         kept.push(format!(
             "问题描述“{}”",
-            crate::util::truncate_chars(&crate::tickets::mask::mask_text(d), 40)
+            crate::util::truncate_chars(&crate::ident::mask_text(d), 40)
         ));
     }
     if !answers.screenshots.is_empty() {

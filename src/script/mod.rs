@@ -8,7 +8,7 @@
 //!   when it validates, so a broken edit never takes the bot down.
 //! - [`eval`] evaluates one step of a dialog, purely (no I/O, no clock).
 //!
-//! Depends on `conversation::validators` for the validator functions.
+//! Depends on `ident` for the validator functions.
 
 pub mod eval;
 
@@ -59,8 +59,8 @@ impl Validator {
     }
 
     /// The one identifier kind this validator accepts (`customer_id` accepts any).
-    pub fn id_kind(&self) -> Option<crate::conversation::validators::IdKind> {
-        use crate::conversation::validators::IdKind;
+    pub fn id_kind(&self) -> Option<crate::ident::IdKind> {
+        use crate::ident::IdKind;
         match self {
             Validator::CnIdCard => Some(IdKind::IdCard),
             Validator::CnMobile => Some(IdKind::Mobile),

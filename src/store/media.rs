@@ -33,7 +33,7 @@ impl MediaStore {
 
     /// Store `bytes` durably; returns their sha256 hex. Blocking: call from a blocking task.
     pub fn put(&self, bytes: &[u8]) -> std::io::Result<String> {
-        let hash = crate::wecom::crypto::hex_lower(&Sha256::digest(bytes));
+        let hash = crate::util::hex_lower(&Sha256::digest(bytes));
         let path = self.path_of(&hash);
         if path.exists() {
             return Ok(hash);

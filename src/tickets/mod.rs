@@ -15,7 +15,6 @@
 //! conversation engine adds the inbox item and the session); the plain ones are the service
 //! API of the console, one call and one transaction each.
 
-pub mod mask;
 pub mod notify;
 pub mod sla;
 pub mod state;
@@ -25,7 +24,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::conversation::validators::CustomerId;
+use crate::ident::CustomerId;
 use crate::outbox::Outbox;
 use crate::store::{self, Abort, AnyTree, Record, Store, Tree, Tx, TxError, abort};
 use crate::wecom::outbound::{Destination, Message};

@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use super::Ticket;
-use super::mask::mask_text;
 use super::state::Status;
+use crate::ident::mask_text;
 use crate::util::truncate_chars;
 
 /// Filing confirmation to the agent.

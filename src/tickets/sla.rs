@@ -126,7 +126,7 @@ pub fn state(t: &Ticket, cfg: &SlaConfig, now: i64) -> SlaState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::validators::{CustomerId, IdKind};
+    use crate::ident::{CustomerId, IdKind};
     use crate::tickets::{NewTicket, Priority};
     use crate::wecom::{Channel, ChatType};
 

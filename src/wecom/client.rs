@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::outbound::Message;
-use crate::config::Secret;
+use crate::util::Secret;
 
 /// Refresh a token this long before WeCom says it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(300);

@@ -19,6 +19,8 @@ use cbc::cipher::block_padding::NoPadding;
 use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
 use sha1::{Digest, Sha1};
 
+use crate::util::{constant_time_eq, hex_lower};
+
 /// WeCom pads to multiples of 32 bytes.
 const PAD_BLOCK: usize = 32;
 
@@ -87,25 +89,6 @@ pub fn signature(token: &str, timestamp: &str, nonce: &str, encrypted: &str) -> 
         h.update(p.as_bytes());
     }
     hex_lower(&h.finalize())
-}
-
-/// Constant-time equality for equal-length inputs; unequal lengths return false at once
-/// (the length of a SHA1 hex string is public).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-pub(crate) fn hex_lower(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 0xf) as usize] as char);
-    }
-    s
 }
 
 /// One configured callback endpoint: its Token, AES key and expected receive_id.

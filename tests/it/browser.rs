@@ -1,53 +1,30 @@
 //! Browser tests: the console and the simulator page in headless Debian chromium, driven by
 //! Playwright (`tests/browser/console.mjs`). This test starts the gateway and runs the
-//! script against it. It installs what it needs when missing (npm packages; chromium through
-//! apt-get when running as root), so `cargo test` also runs on a fresh machine.
+//! script against it. It installs nothing itself: `.ci/run` installs chromium, Node.js and
+//! the npm packages, and the test fails with a clear message when one is missing.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use super::common::{TestApp, repo_root};
 
 fn chromium() -> PathBuf {
-    if let Some(p) = std::env::var_os("CHROMIUM") {
-        return PathBuf::from(p);
-    }
-    let default = PathBuf::from("/usr/bin/chromium");
-    if !default.exists() {
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.starts_with(b"0"));
-        assert!(
-            root,
-            "Debian's chromium is required for the browser tests: apt-get install chromium (.ci/run does)"
-        );
-        let ok = Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "chromium"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "installing chromium with apt-get failed");
-    }
-    default
+    let path = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.exists(),
+        "Debian's chromium is required for the browser test: apt-get install chromium \
+         (.ci/run installs it), or set CHROMIUM to its path"
+    );
+    path
 }
 
-fn node_modules(dir: &Path) {
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        return;
-    }
-    let ok = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .status()
-        .is_ok_and(|s| s.success());
+fn require_node_modules(dir: &Path) {
     assert!(
-        ok,
-        "npm ci in tests/browser failed (Node.js and npm are required; .ci/run installs them)"
+        dir.join("node_modules/playwright-core/package.json")
+            .exists(),
+        "tests/browser has no node_modules: run `npm ci` there (.ci/run does)"
     );
 }
 
@@ -55,7 +32,7 @@ fn node_modules(dir: &Path) {
 async fn console_and_simulator_in_a_real_browser() {
     let dir = repo_root().join("tests/browser");
     let browser = chromium();
-    node_modules(&dir);
+    require_node_modules(&dir);
     let app = TestApp::start().await;
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg("console.mjs")

@@ -3,8 +3,8 @@
 //! `UPDATE_SNAPSHOTS=1 cargo test snapshots` and review the diff.
 
 use askama::Template;
-use wecom_helpdesk::conversation::validators::{CustomerId, IdKind};
 use wecom_helpdesk::http::console::views::{self, Chrome, Clock, Filters, UserView};
+use wecom_helpdesk::ident::{CustomerId, IdKind};
 use wecom_helpdesk::outbox::Status as Delivery;
 use wecom_helpdesk::tickets::{
     Actor, Category, EventKind, NewTicket, Priority, Rating, Status, Ticket, TicketEvent,

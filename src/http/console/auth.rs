@@ -54,11 +54,7 @@ impl Caller {
             return Ok(());
         };
         match provided {
-            Some(p)
-                if crate::wecom::crypto::constant_time_eq(p.as_bytes(), expected.as_bytes()) =>
-            {
-                Ok(())
-            }
+            Some(p) if crate::util::constant_time_eq(p.as_bytes(), expected.as_bytes()) => Ok(()),
             _ => Err(ConsoleError::Csrf),
         }
     }
@@ -74,10 +70,7 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Option<Caller>, Conso
         return match auth.strip_prefix("Bearer ") {
             Some(t)
                 if !token.is_empty()
-                    && crate::wecom::crypto::constant_time_eq(
-                        t.trim().as_bytes(),
-                        token.as_bytes(),
-                    ) =>
+                    && crate::util::constant_time_eq(t.trim().as_bytes(), token.as_bytes()) =>
             {
                 Ok(Some(Caller {
                     login: "api".into(),

@@ -163,10 +163,7 @@ pub async fn publish_ticket(state: &AppState, number: &str) -> Result<String, Co
         let events = tickets.events(t.id)?;
         let entry = Entry {
             id,
-            question: crate::tickets::mask::mask_text(&crate::util::truncate_chars(
-                &t.description,
-                60,
-            )),
+            question: crate::ident::mask_text(&crate::util::truncate_chars(&t.description, 60)),
             similar: Vec::new(),
             system: t.system.clone(),
             tags: t
@@ -174,7 +171,7 @@ pub async fn publish_ticket(state: &AppState, number: &str) -> Result<String, Co
                 .map(|c| vec![c.label().to_owned()])
                 .unwrap_or_default(),
             draft: true,
-            answer: crate::tickets::mask::mask_text(&resolution_text(&events)),
+            answer: crate::ident::mask_text(&resolution_text(&events)),
             path: path.display().to_string(),
         };
         std::fs::write(&path, crate::kb::entry::render(&entry)).map_err(|e| {

@@ -146,8 +146,7 @@ pub async fn login(
     // Double-submit check: the form's token must match the cookie set with the form.
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE);
     if expected.is_none_or(|e| {
-        form.csrf.is_empty()
-            || !crate::wecom::crypto::constant_time_eq(e.as_bytes(), form.csrf.as_bytes())
+        form.csrf.is_empty() || !crate::util::constant_time_eq(e.as_bytes(), form.csrf.as_bytes())
     }) {
         return login_page(
             &state,

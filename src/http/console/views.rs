@@ -125,7 +125,7 @@ impl Filters {
             return true;
         }
         let q = self.q.to_lowercase();
-        let digits = crate::conversation::validators::normalize(&self.q);
+        let digits = crate::ident::normalize(&self.q);
         t.number.to_lowercase().contains(&q)
             || (digits.len() >= 4 && t.customer_id.value.contains(&digits))
             || t.description.to_lowercase().contains(&q)
@@ -227,7 +227,7 @@ pub fn row(t: &Ticket, s: &SlaState, clock: &Clock) -> RowView {
         status_key: t.status.key(),
         status_label: t.status.label(),
         system: t.system.clone(),
-        summary: crate::tickets::mask::mask_text(&crate::util::truncate_chars(&t.description, 40)),
+        summary: crate::ident::mask_text(&crate::util::truncate_chars(&t.description, 40)),
         category: t.category.map(|c| c.label().to_owned()).unwrap_or_default(),
         reporter: t.reporter_label(),
         priority: t.priority.key(),

@@ -1,10 +1,18 @@
-//! Validators for intake answers: customer identifiers (身份证 with the GB 11643 check digit,
-//! 15-digit legacy 身份证, mobile numbers, 客户号 by configured pattern) and plain text rules.
+//! Customer identifiers and PII: the one home of 身份证 (GB 11643 check digit, and the
+//! 15-digit legacy form), 手机号, 客户号 (by configured pattern) and bank-card numbers —
+//! normalising, validating and masking them.
 //!
 //! Input is normalised first — full-width digits and letters to half-width, spaces, dashes
 //! and a `+86` prefix removed, `x` upper-cased — because agents type on phones with Chinese
 //! input methods. Errors are Chinese sentences that say what is wrong and show an example.
 //! Pure functions; nothing here logs (the values are personal data).
+//!
+//! A leaf: depends on nothing else in the crate, so every layer that handles personal data
+//! (`script`, `tickets`, `conversation`, `http`) can use it.
+
+pub mod mask;
+
+pub use mask::{mask_identifier, mask_text};
 
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +45,7 @@ pub struct CustomerId {
 impl CustomerId {
     /// The masked form shown everywhere except the ticket page: `110105********1234`.
     pub fn masked(&self) -> String {
-        crate::tickets::mask::mask_identifier(self.kind, &self.value)
+        mask::mask_identifier(self.kind, &self.value)
     }
 
     /// "身份证号 110105********1234"

@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use crate::conversation::validators::IdKind;
+use super::IdKind;
 
 fn stars(n: usize) -> String {
     "*".repeat(n)
