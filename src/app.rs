@@ -10,7 +10,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::accounts::{Accounts, Role};
+use crate::accounts::{Accounts, AuthError, Role};
 use crate::config::{Config, loopback_for};
 use crate::conversation::media::Fetcher;
 use crate::conversation::session::Sessions;
@@ -83,14 +83,11 @@ impl Services {
         };
         let kb = Arc::new(Kb::load(&cfg.paths.kb_dir)?);
         let faq_log = FaqLog::open(&store)?;
-        let accounts = Arc::new(
-            Accounts::open(
-                &store,
-                cfg.console.session_ttl,
-                cfg.console.login_attempts_per_minute,
-            )
-            .map_err(|e| std::io::Error::other(e.to_string()))?,
-        );
+        let accounts = Arc::new(Accounts::open(
+            &store,
+            cfg.console.session_ttl,
+            cfg.console.login_attempts_per_minute,
+        )?);
         let engine = Arc::new(Engine {
             store: store.clone(),
             inbox: inbox.clone(),
@@ -130,11 +127,10 @@ impl Services {
 pub async fn run(cfg: Config, listener: TcpListener, shutdown: Shutdown) -> crate::Result<()> {
     let bound = listener.local_addr()?;
     let cfg = Arc::new(cfg);
-    let services = Arc::new(Services::build(
-        cfg.clone(),
-        cfg.api_base(bound),
-        cfg.public_url(bound),
-    )?);
+    // Opening the store, loading the kb (jieba, tantivy) and hashing are blocking work.
+    let (api_base, public_url) = (cfg.api_base(bound), cfg.public_url(bound));
+    let build = tokio::task::spawn_blocking(move || Services::build(cfg, api_base, public_url));
+    let services = Arc::new(build.await.map_err(std::io::Error::other)??);
     serve(services, listener, shutdown).await
 }
 
@@ -198,7 +194,10 @@ pub async fn serve_with(
         shutdown: shutdown.clone(),
     };
     if cfg.console.demo_accounts {
-        create_demo_accounts(&services.accounts)?;
+        let accounts = services.accounts.clone();
+        tokio::task::spawn_blocking(move || create_demo_accounts(&accounts))
+            .await
+            .map_err(std::io::Error::other)??;
     }
     let ready = state.ready.clone();
     let mut router: Router = http::router(state);
@@ -321,17 +320,19 @@ async fn join_workers(workers: Vec<(&'static str, JoinHandle<()>)>) {
     }
 }
 
-/// Demo mode: known accounts, so a new user can log in at once (printed at start-up).
+/// Demo mode: known accounts, so a new user can log in at once (logged at start-up).
+/// Created only when missing, so a password changed since stays changed.
 fn create_demo_accounts(accounts: &Accounts) -> crate::Result<()> {
     for (login, role, password) in [
         ("handler", Role::Handler, "handler-demo"),
         ("admin", Role::Admin, "admin-demo"),
     ] {
-        accounts
-            .put_user(login, role, password, true)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        match accounts.put_user(login, role, password, false) {
+            Ok(_) | Err(AuthError::Exists) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
-    println!(
+    tracing::info!(
         "console demo accounts: handler / handler-demo (处理人员), admin / admin-demo (管理员)"
     );
     Ok(())

@@ -1,5 +1,6 @@
-//! The crate-level error: every module's error type, aggregated with `#[from]`.
-//! HTTP handlers map it through `http::error`; `main` reports it with anyhow.
+//! The crate-level error: every module's error type, aggregated with `#[from]`, for the
+//! composition root (`app`, `sim`) and `main`, which reports it with anyhow. HTTP handlers
+//! answer with the edge's own errors (`http::error`), never with this one.
 
 use crate::config::ConfigError;
 use crate::store;
@@ -19,6 +20,8 @@ pub enum Error {
     Scripts(#[from] crate::script::Errors),
     #[error(transparent)]
     Kb(#[from] crate::kb::Error),
+    #[error(transparent)]
+    Auth(#[from] crate::accounts::AuthError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

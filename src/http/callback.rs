@@ -228,10 +228,7 @@ async fn accept(
         Ok(Accepted::Duplicate) => {
             tracing::info!(channel = channel.as_str(), %msg_id, "retried callback acknowledged again");
         }
-        Err(e) => {
-            tracing::error!(channel = channel.as_str(), %msg_id, error = %e, "inbox write failed");
-            return Err(CallbackError::Unavailable);
-        }
+        Err(e) => return Err(CallbackError::Unavailable(e)),
     }
     if welcome {
         return Ok(passive_text(

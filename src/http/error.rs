@@ -1,12 +1,55 @@
-//! Errors of the HTTP edge, each mapped once to a status and a stable code.
+//! The error edge of HTTP: every error a handler or extractor can answer with, each mapped
+//! once to a status and a stable code, and the one place that logs them.
 //!
-//! Callers of the WeCom endpoints get a short plain-text reason (no internals); the
-//! details go to the log with fields, never with message content.
+//! - [`CallbackError`]: why a WeCom callback was refused. WeCom gets a short plain-text code
+//!   (no internals).
+//! - [`ConsoleError`]: console pages (a small HTML page, or a redirect to the login) and, as
+//!   [`ApiError`], the JSON API. User text is Chinese and comes from the `Display`.
+//!
+//! `into_response` has no side effects: it attaches a [`Failure`] to the response, and the
+//! [`log_errors`] middleware logs it (inside the request's span, so with its id and route).
+//! An internal error keeps its cause ([`Cause`]) until then; the browser sees only "服务器
+//! 内部错误" and the request id, which finds the log line.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 
+use axum::Json;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::json;
+
+use crate::accounts::AuthError;
+use crate::shutdown::Chain;
+use crate::tickets::TicketError;
 use crate::wecom::{CryptoError, ParseError};
+
+/// The header carrying the request id (set, or taken from the client, by the router).
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The source of an internal error, kept for the log.
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Chain(&*self.0).fmt(f)
+    }
+}
+
+/// What [`log_errors`] logs about a response that is an error; attached by `into_response`.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    code: &'static str,
+    /// The internal cause, for a 500.
+    cause: Option<Cause>,
+    /// A detail safe to log (never message content): why a callback was refused.
+    detail: Option<String>,
+    /// For a console HTML page, its message: the page is rendered again with the request id.
+    page: Option<String>,
+    callback: bool,
+}
 
 /// Why a WeCom callback was refused. Anything but an empty 200 makes WeCom retry, which is
 /// right for `Unavailable` and harmless for forgeries.
@@ -25,7 +68,7 @@ pub enum CallbackError {
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     #[error("temporarily unavailable")]
-    Unavailable,
+    Unavailable(#[source] crate::store::Error),
 }
 
 impl From<ParseError> for CallbackError {
@@ -35,7 +78,7 @@ impl From<ParseError> for CallbackError {
 }
 
 impl CallbackError {
-    /// `(status, stable code)` for each error; the single mapping table of this edge.
+    /// `(status, stable code)` for each error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             CallbackError::BadQuery => (StatusCode::BAD_REQUEST, "bad_query"),
@@ -50,7 +93,7 @@ impl CallbackError {
                 (StatusCode::FORBIDDEN, "wrong_receive_id")
             }
             CallbackError::Crypto(_) => (StatusCode::BAD_REQUEST, "bad_ciphertext"),
-            CallbackError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            CallbackError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
 }
@@ -58,7 +101,265 @@ impl CallbackError {
 impl IntoResponse for CallbackError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        tracing::warn!(code, status = status.as_u16(), reason = %self, "callback refused");
-        (status, code).into_response()
+        let detail = Some(self.to_string());
+        let cause = match self {
+            CallbackError::Unavailable(e) => Some(Cause(Arc::new(e))),
+            _ => None,
+        };
+        let mut res = (status, code).into_response();
+        res.extensions_mut().insert(Failure {
+            code,
+            cause,
+            detail,
+            page: None,
+            callback: true,
+        });
+        res
+    }
+}
+
+/// Console and API errors.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("请先登录")]
+    LoginRequired,
+    #[error("未登录或凭证无效")]
+    Unauthorized,
+    #[error("没有权限访问该页面")]
+    Forbidden,
+    #[error("页面已过期或请求来源无效，请刷新页面后重试")]
+    Csrf,
+    #[error("找不到该内容")]
+    NotFound,
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Ticket(TicketError),
+    #[error("服务器内部错误，请稍后重试")]
+    Internal(Cause),
+}
+
+impl ConsoleError {
+    /// An internal error, keeping `e` as its cause for the log.
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ConsoleError {
+        ConsoleError::Internal(Cause(Arc::new(e)))
+    }
+}
+
+impl From<TicketError> for ConsoleError {
+    fn from(e: TicketError) -> Self {
+        match e {
+            TicketError::NotFound => ConsoleError::NotFound,
+            TicketError::Storage(cause) => ConsoleError::Internal(Cause(cause)),
+            other => ConsoleError::Ticket(other),
+        }
+    }
+}
+
+impl From<AuthError> for ConsoleError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Storage(cause) => ConsoleError::Internal(Cause(cause)),
+            AuthError::Hashing(why) => ConsoleError::internal(std::io::Error::other(why)),
+            other => ConsoleError::BadInput(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::store::Error> for ConsoleError {
+    fn from(e: crate::store::Error) -> Self {
+        ConsoleError::internal(e)
+    }
+}
+
+impl From<tokio::task::JoinError> for ConsoleError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ConsoleError::internal(e)
+    }
+}
+
+impl ConsoleError {
+    /// `(status, stable code)` for each error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ConsoleError::LoginRequired => (StatusCode::SEE_OTHER, "login_required"),
+            ConsoleError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ConsoleError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ConsoleError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
+            ConsoleError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ConsoleError::BadInput(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_input"),
+            ConsoleError::Ticket(TicketError::Closed) => (StatusCode::CONFLICT, "ticket_closed"),
+            ConsoleError::Ticket(TicketError::IllegalTransition { .. }) => {
+                (StatusCode::CONFLICT, "illegal_transition")
+            }
+            ConsoleError::Ticket(TicketError::CategoryRequired) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "category_required")
+            }
+            ConsoleError::Ticket(TicketError::Empty) => (StatusCode::UNPROCESSABLE_ENTITY, "empty"),
+            ConsoleError::Ticket(TicketError::TooLong(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "too_long")
+            }
+            ConsoleError::Ticket(TicketError::NotOwner) => (StatusCode::FORBIDDEN, "forbidden"),
+            ConsoleError::Ticket(TicketError::NotFound) => (StatusCode::NOT_FOUND, "not_found"),
+            ConsoleError::Ticket(TicketError::Storage(_)) | ConsoleError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        }
+    }
+
+    fn failure(self, code: &'static str, page: Option<String>) -> Failure {
+        let cause = match self {
+            ConsoleError::Internal(c) => Some(c),
+            ConsoleError::Ticket(TicketError::Storage(c)) => Some(Cause(c)),
+            _ => None,
+        };
+        Failure {
+            code,
+            cause,
+            detail: None,
+            page,
+            callback: false,
+        }
+    }
+
+    /// JSON form for the API.
+    pub fn api(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let status = if status == StatusCode::SEE_OTHER {
+            StatusCode::UNAUTHORIZED
+        } else {
+            status
+        };
+        let mut res = (
+            status,
+            Json(json!({ "error": code, "message": self.to_string() })),
+        )
+            .into_response();
+        res.extensions_mut().insert(self.failure(code, None));
+        res
+    }
+}
+
+/// A console error rendered as JSON (the API's rejections and errors).
+#[derive(Debug)]
+pub struct ApiError(pub ConsoleError);
+
+impl<E: Into<ConsoleError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.0.api()
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    /// Page form: a redirect to the login, or a small error page.
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status == StatusCode::SEE_OTHER {
+            return (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, "/console/login")],
+            )
+                .into_response();
+        }
+        let message = self.to_string();
+        let mut res = (status, Html(error_page(status, &message, None))).into_response();
+        res.extensions_mut()
+            .insert(self.failure(code, Some(message)));
+        res
+    }
+}
+
+fn error_page(status: StatusCode, message: &str, request_id: Option<&str>) -> String {
+    let reference = request_id
+        .map(|id| {
+            format!(
+                "<p class=\"muted\">请求编号：<code>{}</code>（联系管理员时请提供）</p>",
+                super::console::escape_html(id)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <link rel=\"stylesheet\" href=\"/console/assets/app.css\"></head><body class=\"error-page\">\
+         <main class=\"card\"><h1>{title}</h1><p>{msg}</p>{reference}<p><a href=\"/console/\">返回工单队列</a></p></main></body></html>",
+        title = status.canonical_reason().unwrap_or("错误"),
+        msg = super::console::escape_html(message),
+    )
+}
+
+/// Middleware: log the [`Failure`] a response carries, once, and give a console error page
+/// the request id.
+pub async fn log_errors(req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut res = next.run(req).await;
+    let Some(f) = res.extensions_mut().remove::<Failure>() else {
+        return res;
+    };
+    let status = res.status().as_u16();
+    match (&f.cause, f.callback) {
+        (Some(cause), _) => {
+            tracing::error!(code = f.code, status, error = %cause, "request failed")
+        }
+        (None, true) => {
+            let reason = f.detail.as_deref().unwrap_or_default();
+            tracing::warn!(code = f.code, status, reason, "callback refused");
+        }
+        (None, false) => tracing::info!(code = f.code, status, "console request refused"),
+    }
+    match (f.page, request_id) {
+        (Some(message), Some(id)) => {
+            let page = error_page(res.status(), &message, Some(&id));
+            let mut new = (res.status(), Html(page)).into_response();
+            if let Ok(id) = HeaderValue::from_str(&id) {
+                new.headers_mut().insert(REQUEST_ID, id);
+            }
+            new
+        }
+        _ => res,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_and_shows_none_of_it() {
+        let e = ConsoleError::internal(std::io::Error::other("disk on fire"));
+        let (status, code) = e.status_and_code();
+        assert_eq!(
+            (status, code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+        assert!(!e.to_string().contains("disk"));
+        let res = e.into_response();
+        let f = res.extensions().get::<Failure>().expect("failure attached");
+        assert!(
+            f.cause
+                .as_ref()
+                .expect("cause")
+                .to_string()
+                .contains("disk on fire")
+        );
+    }
+
+    #[test]
+    fn the_page_for_a_500_names_the_request() {
+        let page = error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "服务器内部错误",
+            Some("abc-1"),
+        );
+        assert!(page.contains("请求编号：<code>abc-1</code>"));
     }
 }

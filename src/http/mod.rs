@@ -11,11 +11,17 @@ pub mod error;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::time::Duration;
+
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, MatchedPath, State};
+use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::accounts::Accounts;
 use crate::config::Config;
@@ -48,7 +54,14 @@ pub struct AppState {
     pub shutdown: Shutdown,
 }
 
-/// Routes of the gateway (the simulator and console are merged in by `app`).
+/// How long a handler may take to produce its response head (SSE streams run longer: their
+/// body is not timed).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Routes of the gateway and the console, with the request layers: a request id (taken from
+/// `x-request-id` or made, and echoed), a span per request with the matched route and the
+/// id, the error log ([`error::log_errors`]) and a timeout. (The simulator is merged in by
+/// `app` outside these layers.)
 pub fn router(state: AppState) -> Router {
     let limit = state.cfg.server.max_body_bytes;
     let callbacks = Router::new()
@@ -66,6 +79,43 @@ pub fn router(state: AppState) -> Router {
         .merge(console::router())
         .route("/healthz", get(healthz))
         .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(
+                    HeaderName::from_static(error::REQUEST_ID),
+                    MakeRequestUuid,
+                ))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        // Failures are logged once, with their cause, by `log_errors`.
+                        .on_failure(()),
+                )
+                .layer(PropagateRequestIdLayer::new(HeaderName::from_static(
+                    error::REQUEST_ID,
+                )))
+                .layer(axum::middleware::from_fn(error::log_errors))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    REQUEST_TIMEOUT,
+                )),
+        )
+}
+
+/// The span every request runs in: method, matched route (never the raw URI, which may
+/// carry signatures) and request id.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or("-");
+    let id = req
+        .headers()
+        .get(error::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %req.method(), route, request_id = id)
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {

@@ -227,7 +227,7 @@ pub struct NewTicket {
 }
 
 /// Why a ticket operation was refused. The texts are shown to handlers and agents.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TicketError {
     #[error("工单不存在")]
     NotFound,
@@ -243,14 +243,15 @@ pub enum TicketError {
     TooLong(usize),
     #[error("解决工单前请先设置问题分类")]
     CategoryRequired,
+    /// The cause is kept for the log (the HTTP edge logs it); the agent or handler sees only
+    /// this sentence.
     #[error("存储错误，请稍后重试")]
-    Storage,
+    Storage(#[source] std::sync::Arc<store::Error>),
 }
 
 impl From<store::Error> for TicketError {
     fn from(e: store::Error) -> Self {
-        tracing::error!(error = %e, "ticket storage error");
-        TicketError::Storage
+        TicketError::Storage(std::sync::Arc::new(e))
     }
 }
 
@@ -773,6 +774,7 @@ impl Tickets {
 
     // --- the service API (one call, one transaction) ----------------------------------------
 
+    #[tracing::instrument(name = "ticket_op", skip_all, fields(ticket = id))]
     fn run<R>(
         &self,
         id: u64,

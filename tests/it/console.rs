@@ -767,3 +767,36 @@ async fn a_resolved_ticket_becomes_an_faq_draft_then_an_entry() {
             .contains("draft = true")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_a_request_id_and_error_pages_show_it() {
+    let app = TestApp::start().await;
+    let c = Console::logged_in(&app, "handler", "handler-demo").await;
+    let r = c
+        .http
+        .get(format!("{}/console/tickets/IT20200101-0001", c.base))
+        .header("cookie", c.cookie_header())
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("trace-me-42")
+    );
+    let page = r.text().await.expect("page");
+    assert!(page.contains("找不到该内容"), "{page}");
+    assert!(page.contains("<code>trace-me-42</code>"), "{page}");
+    // Without one, the gateway makes one up.
+    let r = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .expect("get");
+    let id = r.headers().get("x-request-id").expect("an id was made");
+    assert!(id.len() >= 32, "{id:?}");
+}

@@ -11,10 +11,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{AdminApi, ApiUser};
-use super::error::{ApiError, ConsoleError};
 use super::ops::{self, ActionInput, blocking};
 use super::views::Filters;
 use crate::http::AppState;
+use crate::http::error::{ApiError, ConsoleError};
 use crate::tickets::{Ticket, sla};
 
 fn csrf_header(headers: &HeaderMap) -> Option<&str> {

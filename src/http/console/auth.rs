@@ -14,9 +14,9 @@ use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 
-use super::error::{ApiError, ConsoleError};
 use crate::accounts::Role;
 use crate::http::AppState;
+use crate::http::error::{ApiError, ConsoleError};
 
 pub const SESSION_COOKIE: &str = "hd_session";
 pub const LOGIN_CSRF_COOKIE: &str = "hd_login";
@@ -89,8 +89,8 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Option<Caller>, Conso
     let lookup = id.clone();
     let session = tokio::task::spawn_blocking(move || accounts.session(&lookup))
         .await
-        .map_err(|_| ConsoleError::Internal)?
-        .map_err(|_| ConsoleError::Internal)?;
+        .map_err(ConsoleError::internal)?
+        .map_err(ConsoleError::internal)?;
     Ok(session.map(|s| Caller {
         login: s.login,
         role: s.role,

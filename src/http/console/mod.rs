@@ -7,11 +7,11 @@
 //! with the same sessions (CSRF in `X-CSRF-Token`) or a bearer token.
 //!
 //! Handlers extract a verified caller, call one service operation (see [`ops`]) and map the
-//! result; errors go through [`error::ConsoleError`].
+//! result; errors go through [`crate::http::error::ConsoleError`].
 
 pub mod api;
 pub mod auth;
-pub mod error;
+
 pub mod ops;
 pub mod pages;
 pub mod views;

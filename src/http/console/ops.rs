@@ -5,8 +5,8 @@
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::error::ConsoleError;
 use crate::http::AppState;
+use crate::http::error::ConsoleError;
 use crate::kb::Entry;
 use crate::outbox::Status as Delivery;
 use crate::tickets::{Category, EventKind, Priority, Status, Ticket, TicketEvent};
@@ -17,7 +17,7 @@ pub async fn blocking<T: Send + 'static>(
 ) -> Result<T, ConsoleError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|_| ConsoleError::Internal)?
+        .map_err(ConsoleError::internal)?
 }
 
 /// Fields an action may carry (form fields or JSON).
@@ -174,10 +174,7 @@ pub async fn publish_ticket(state: &AppState, number: &str) -> Result<String, Co
             answer: crate::ident::mask_text(&resolution_text(&events)),
             path: path.display().to_string(),
         };
-        std::fs::write(&path, crate::kb::entry::render(&entry)).map_err(|e| {
-            tracing::error!(error = %e, "writing a knowledge base draft failed");
-            ConsoleError::Internal
-        })?;
+        std::fs::write(&path, crate::kb::entry::render(&entry)).map_err(ConsoleError::internal)?;
         if let Err(e) = kb.reload_if_changed() {
             tracing::error!(error = %e, "knowledge base reload after drafting failed");
         }
@@ -203,7 +200,7 @@ pub async fn publish_draft(
         id.to_owned(),
     );
     blocking(move || {
-        let loaded = crate::kb::entry::load_dir(&dir).map_err(|_| ConsoleError::Internal)?;
+        let loaded = crate::kb::entry::load_dir(&dir).map_err(ConsoleError::internal)?;
         let mut entry = loaded
             .entries
             .into_iter()
@@ -218,16 +215,14 @@ pub async fn publish_draft(
             .collect();
         entry.answer = answer.trim().to_owned();
         entry.draft = false;
-        std::fs::write(&entry.path, crate::kb::entry::render(&entry)).map_err(|e| {
-            tracing::error!(error = %e, "publishing a knowledge base entry failed");
-            ConsoleError::Internal
-        })?;
+        std::fs::write(&entry.path, crate::kb::entry::render(&entry))
+            .map_err(ConsoleError::internal)?;
         match kb.reload_if_changed() {
             Ok(Some(r)) if r.errors.iter().any(|e| e.path == entry.path) => Err(
                 ConsoleError::BadInput("条目保存后无法解析，请检查内容".into()),
             ),
             Ok(_) => Ok(()),
-            Err(_) => Err(ConsoleError::Internal),
+            Err(e) => Err(ConsoleError::internal(e)),
         }
     })
     .await

@@ -14,17 +14,14 @@ use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 
 use super::auth::{AdminPage, Caller, LOGIN_CSRF_COOKIE, PageUser, SESSION_COOKIE, cookie};
-use super::error::ConsoleError;
 use super::ops::{self, ActionInput, blocking};
 use super::views::{self, Clock, Filters, Flash, UserView};
 use crate::accounts::{AuthError, Role};
 use crate::http::AppState;
+use crate::http::error::ConsoleError;
 
 fn render(t: impl Template) -> Result<Html<String>, ConsoleError> {
-    t.render().map(Html).map_err(|e| {
-        tracing::error!(error = %e, "template rendering failed");
-        ConsoleError::Internal
-    })
+    t.render().map(Html).map_err(ConsoleError::internal)
 }
 
 pub fn clock(state: &AppState) -> Clock {
@@ -180,8 +177,9 @@ pub async fn login(
             login,
             StatusCode::TOO_MANY_REQUESTS,
         ),
+        Ok(Err(e @ AuthError::Storage(_))) => ConsoleError::from(e).into_response(),
         Ok(Err(e)) => login_page(&state, Some(e.to_string()), login, StatusCode::UNAUTHORIZED),
-        Err(_) => ConsoleError::Internal.into_response(),
+        Err(e) => ConsoleError::internal(e).into_response(),
     }
 }
 
@@ -201,7 +199,7 @@ pub async fn logout(
     c.check_csrf(Some(&form.csrf))?;
     if let Some(id) = &c.session_id {
         let (accounts, id) = (state.accounts.clone(), id.clone());
-        blocking(move || accounts.logout(&id).map_err(|_| ConsoleError::Internal)).await?;
+        blocking(move || accounts.logout(&id).map_err(ConsoleError::internal)).await?;
     }
     let mut r = Redirect::to("/console/login").into_response();
     r.headers_mut().append(
@@ -409,7 +407,7 @@ pub async fn media(
         return Err(ConsoleError::NotFound);
     }
     let store = state.media.clone();
-    let bytes = blocking(move || store.get(&hash).map_err(|_| ConsoleError::Internal))
+    let bytes = blocking(move || store.get(&hash).map_err(ConsoleError::internal))
         .await?
         .ok_or(ConsoleError::NotFound)?;
     let ct = crate::conversation::media::sniff(&bytes).unwrap_or("application/octet-stream");
@@ -481,11 +479,10 @@ pub async fn admin(
     AdminPage(c): AdminPage,
     Query(fq): Query<FlashQuery>,
 ) -> Result<Html<String>, ConsoleError> {
-    let users = state.accounts.users().map_err(|_| ConsoleError::Internal)?;
+    let users = state.accounts.users().map_err(ConsoleError::internal)?;
     let dir = state.cfg.paths.kb_dir.clone();
     let loaded =
-        blocking(move || crate::kb::entry::load_dir(&dir).map_err(|_| ConsoleError::Internal))
-            .await?;
+        blocking(move || crate::kb::entry::load_dir(&dir).map_err(ConsoleError::internal)).await?;
     let since = crate::util::unix_millis() - 7 * 24 * 3600 * 1000;
     let faq = state.faq_log.report(since, 10)?;
     let page = views::AdminPage {
