@@ -208,7 +208,7 @@ fn row(
         base.p50.as_secs_f64() * 1e3,
         base.p99.as_secs_f64() * 1e3,
         100.0 * r.acks_per_sec / base.acks_per_sec,
-        (after.messages - before.messages) as f64 / batches as f64,
+        (after.requests - before.requests) as f64 / batches as f64,
     );
 }
 

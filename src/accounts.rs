@@ -17,6 +17,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use serde::{Deserialize, Serialize};
 
+use crate::store::trees;
 use crate::store::{self, Record, Store, Tree};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,8 +140,8 @@ impl Accounts {
         attempts_per_minute: u32,
     ) -> Result<Accounts, AuthError> {
         Ok(Accounts {
-            users: store.tree("console_users")?,
-            sessions: store.tree("console_sessions")?,
+            users: store.tree(&trees::CONSOLE_USERS)?,
+            sessions: store.tree(&trees::CONSOLE_SESSIONS)?,
             session_ttl,
             attempts_per_minute: attempts_per_minute.max(1),
             attempts: Mutex::new(Attempts::default()),

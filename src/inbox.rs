@@ -15,20 +15,20 @@
 //! from the tree at start, so the worker resumes exactly the unprocessed messages.
 //!
 //! [`Inbox::accept`] is the whole callback-side cost. It hands the message to the inbox's
-//! writer thread and waits: the writer takes every message waiting at that moment, stores
-//! each with its compare-and-swap, runs **one** flush (fsync) for all of them and answers
-//! them all. No transaction, and so no process-wide sled transaction lock, is taken on the
+//! [`DurableWriter`] (the store's group commit) and waits: the writer takes every message
+//! waiting at that moment, stores each with its compare-and-swap, runs **one** flush (fsync)
+//! for all of them and answers them all. No transaction, and so no process-wide sled transaction lock, is taken on the
 //! callback path; async workers never block in sled there.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 
-use crate::store::{self, Record, Store, Tree, Tx, TxFail};
+use crate::store::trees;
+use crate::store::{self, Batch, DurableWriter, Record, Store, Tree, Tx, TxFail, WriterStats};
 use crate::wecom::Inbound;
 
 /// A message waiting to be processed.
@@ -70,49 +70,56 @@ pub enum Accepted {
     Duplicate,
 }
 
-/// Messages the writer takes per flush at most.
-const MAX_BATCH: usize = 1024;
-
+/// One callback on its way to disk: its dedupe key and the item.
 struct Request {
     key: String,
     item: InboxItem,
-    reply: oneshot::Sender<Result<Accepted, String>>,
 }
 
-/// The writer thread's handle; the last [`Inbox`] clone closes the channel and joins it, so the
-/// store is fully released when the inbox is.
-struct Writer {
-    tx: Option<mpsc::Sender<Request>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    stats: Arc<WriterCounters>,
+/// How the inbox's [`DurableWriter`] stores callbacks: one compare-and-swap each (no
+/// transaction, so no process-wide sled transaction lock on the callback path), then, once
+/// the batch is on disk, the new ones join the queue and the worker is woken.
+struct Writes {
+    store: Store,
+    entries: Tree<String, Entry>,
+    queue: Arc<Queue>,
+    notify: Arc<Notify>,
 }
 
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.tx.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+impl Batch for Writes {
+    type Request = Request;
+    type Output = Accepted;
+
+    fn write(&mut self, r: &Request) -> store::Result<Accepted> {
+        let seq = self.store.generate_id()?;
+        let entry = Entry {
+            seq,
+            received_at: r.item.received_at,
+            item: Some(r.item.clone()),
+            done_at: None,
+        };
+        Ok(if self.entries.insert_new(&r.key, &entry)? {
+            Accepted::New(seq)
+        } else {
+            Accepted::Duplicate
+        })
+    }
+
+    fn durable(&mut self, requests: &[Request], outcomes: &[Accepted]) {
+        let mut new = false;
+        {
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            for (r, o) in requests.iter().zip(outcomes) {
+                if let Accepted::New(seq) = o {
+                    q.insert(*seq, r.key.clone());
+                    new = true;
+                }
+            }
+        }
+        if new {
+            self.notify.notify_one();
         }
     }
-}
-
-#[derive(Debug, Default)]
-struct WriterCounters {
-    batches: AtomicU64,
-    messages: AtomicU64,
-    commit_nanos: AtomicU64,
-    flush_nanos: AtomicU64,
-}
-
-/// What the inbox writer has done so far (benchmarks, metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriterStats {
-    pub batches: u64,
-    pub messages: u64,
-    /// Time spent storing messages (compare-and-swap per message).
-    pub commit_nanos: u64,
-    /// Time spent in the shared flush.
-    pub flush_nanos: u64,
 }
 
 /// Unprocessed messages in arrival order: `seq` → dedupe key.
@@ -120,12 +127,11 @@ type Queue = Mutex<BTreeMap<u64, String>>;
 
 #[derive(Clone)]
 pub struct Inbox {
-    store: Store,
     entries: Tree<String, Entry>,
     dead: Tree<u64, InboxItem>,
     queue: Arc<Queue>,
     notify: Arc<Notify>,
-    writer: Arc<Writer>,
+    writer: DurableWriter<Writes>,
 }
 
 impl std::fmt::Debug for Inbox {
@@ -137,7 +143,7 @@ impl std::fmt::Debug for Inbox {
 impl Inbox {
     /// Open the inbox and rebuild the queue of unprocessed messages.
     pub fn open(store: &Store) -> store::Result<Inbox> {
-        let entries: Tree<String, Entry> = store.tree("inbox")?;
+        let entries: Tree<String, Entry> = store.tree(&trees::INBOX)?;
         let mut pending = BTreeMap::new();
         for entry in entries.iter() {
             let (key, e) = entry?;
@@ -153,31 +159,18 @@ impl Inbox {
         }
         let queue = Arc::new(Mutex::new(pending));
         let notify = Arc::new(Notify::new());
-        let (tx, rx) = mpsc::channel::<Request>(4 * MAX_BATCH);
-        let stats = Arc::new(WriterCounters::default());
-        let thread = {
-            let (store, entries, queue, notify, stats) = (
-                store.clone(),
-                entries.clone(),
-                queue.clone(),
-                notify.clone(),
-                stats.clone(),
-            );
-            std::thread::Builder::new()
-                .name("inbox-writer".into())
-                .spawn(move || write_loop(rx, &store, &entries, &queue, &notify, &stats))?
+        let writes = Writes {
+            store: store.clone(),
+            entries: entries.clone(),
+            queue: queue.clone(),
+            notify: notify.clone(),
         };
         Ok(Inbox {
-            store: store.clone(),
+            writer: store.durable_writer("inbox-writer", writes)?,
             entries,
-            dead: store.tree("inbox_dead")?,
+            dead: store.tree(&trees::INBOX_DEAD)?,
             queue,
             notify,
-            writer: Arc::new(Writer {
-                tx: Some(tx),
-                thread: Some(thread),
-                stats,
-            }),
         })
     }
 
@@ -187,38 +180,18 @@ impl Inbox {
     /// a batch whose flush is still running, and WeCom must not see a 200 for anything that
     /// could still be lost.
     pub async fn accept(&self, inbound: Inbound) -> store::Result<Accepted> {
-        let (reply, answer) = oneshot::channel();
-        let request = Request {
-            key: inbound.dedupe_key(),
-            item: InboxItem {
-                inbound,
-                received_at: crate::util::unix_millis(),
-                failures: 0,
-            },
-            reply,
+        let key = inbound.dedupe_key();
+        let item = InboxItem {
+            inbound,
+            received_at: crate::util::unix_millis(),
+            failures: 0,
         };
-        let closed = || store::Error::Flush("the inbox writer stopped".into());
-        self.writer
-            .tx
-            .as_ref()
-            .ok_or_else(closed)?
-            .send(request)
-            .await
-            .map_err(|_| closed())?;
-        answer
-            .await
-            .map_err(|_| closed())?
-            .map_err(store::Error::Flush)
+        self.writer.write(Request { key, item }).await
     }
 
+    /// What the inbox writer has done so far (benchmarks, metrics).
     pub fn writer_stats(&self) -> WriterStats {
-        let s = &self.writer.stats;
-        WriterStats {
-            batches: s.batches.load(Ordering::Relaxed),
-            messages: s.messages.load(Ordering::Relaxed),
-            commit_nanos: s.commit_nanos.load(Ordering::Relaxed),
-            flush_nanos: s.flush_nanos.load(Ordering::Relaxed),
-        }
+        self.writer.stats()
     }
 
     /// Wait until a new item may be available.
@@ -333,94 +306,6 @@ impl Inbox {
         }
         Ok(removed)
     }
-
-    /// Flush whatever this inbox wrote (shutdown).
-    pub fn flush(&self) -> store::Result<()> {
-        self.store.flush_blocking()
-    }
-}
-
-/// The writer thread: batch, one compare-and-swap each, one flush, answer everyone.
-fn write_loop(
-    mut rx: mpsc::Receiver<Request>,
-    store: &Store,
-    entries: &Tree<String, Entry>,
-    queue: &Queue,
-    notify: &Notify,
-    stats: &WriterCounters,
-) {
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        match store_batch(store, entries, &batch, stats) {
-            Ok(outcomes) => {
-                let mut new = false;
-                {
-                    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
-                    for (r, o) in batch.iter().zip(&outcomes) {
-                        if let Accepted::New(seq) = o {
-                            q.insert(*seq, r.key.clone());
-                            new = true;
-                        }
-                    }
-                }
-                for (r, o) in batch.into_iter().zip(outcomes) {
-                    let _ = r.reply.send(Ok(o));
-                }
-                if new {
-                    notify.notify_one();
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, count = batch.len(), "inbox batch failed");
-                for r in batch {
-                    let _ = r.reply.send(Err(e.to_string()));
-                }
-            }
-        }
-    }
-}
-
-fn store_batch(
-    store: &Store,
-    entries: &Tree<String, Entry>,
-    batch: &[Request],
-    stats: &WriterCounters,
-) -> store::Result<Vec<Accepted>> {
-    let started = std::time::Instant::now();
-    let mut out = Vec::with_capacity(batch.len());
-    for r in batch {
-        let seq = store.generate_id()?;
-        let entry = Entry {
-            seq,
-            received_at: r.item.received_at,
-            item: Some(r.item.clone()),
-            done_at: None,
-        };
-        out.push(if entries.insert_new(&r.key, &entry)? {
-            Accepted::New(seq)
-        } else {
-            Accepted::Duplicate
-        });
-    }
-    let stored = std::time::Instant::now();
-    store.flush_blocking()?;
-    stats.batches.fetch_add(1, Ordering::Relaxed);
-    stats
-        .messages
-        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-    stats
-        .commit_nanos
-        .fetch_add((stored - started).as_nanos() as u64, Ordering::Relaxed);
-    stats
-        .flush_nanos
-        .fetch_add(stored.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    Ok(out)
 }
 
 #[cfg(test)]

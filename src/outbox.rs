@@ -38,6 +38,7 @@ use tokio::sync::Notify;
 
 use crate::config::OutboxConfig;
 use crate::shutdown::{Shutdown, WorkerError};
+use crate::store::trees;
 use crate::store::{self, AnyTree, Record, Store, Tree, Tx, TxError, TxFail};
 use crate::wecom::client::{Client, ClientError};
 use crate::wecom::outbound::{Destination, Message, split_for};
@@ -119,10 +120,10 @@ impl Outbox {
     pub fn open(store: &Store) -> store::Result<Outbox> {
         Ok(Outbox {
             store: store.clone(),
-            jobs: store.tree("outbox")?,
-            lanes: store.tree("outbox_lane")?,
-            dead: store.tree("outbox_dead")?,
-            done: store.tree("outbox_done")?,
+            jobs: store.tree(&trees::OUTBOX)?,
+            lanes: store.tree(&trees::OUTBOX_LANE)?,
+            dead: store.tree(&trees::OUTBOX_DEAD)?,
+            done: store.tree(&trees::OUTBOX_DONE)?,
             notify: Arc::new(Notify::new()),
         })
     }

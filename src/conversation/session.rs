@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::script::eval::Dialog;
+use crate::store::trees;
 use crate::store::{self, Abort, Record, Store, Tree, Tx};
 
 /// What the bot last asked outside a dialog, so a short answer ("1", "已解决") is understood.
@@ -63,8 +64,8 @@ pub struct Sessions {
 impl Sessions {
     pub fn open(store: &Store) -> store::Result<Sessions> {
         Ok(Sessions {
-            sessions: store.tree("sessions")?,
-            dialogs: store.tree("member_dialogs")?,
+            sessions: store.tree(&trees::SESSIONS)?,
+            dialogs: store.tree(&trees::MEMBER_DIALOGS)?,
         })
     }
 

@@ -316,7 +316,7 @@ async fn a_storage_error_in_apply_aborts_everything() {
     let mut desk = Desk::new();
     let key = (MEMBER.to_owned(), format!("app/{MEMBER}"));
     desk.store
-        .tree::<(String, String), FromTheFuture>("sessions")
+        .tree::<(String, String), FromTheFuture>(&crate::store::trees::SESSIONS)
         .expect("tree")
         .insert(&key, &FromTheFuture)
         .expect("insert");
@@ -340,7 +340,7 @@ async fn a_message_whose_tickets_cannot_be_read_is_retried_then_dead_lettered_un
     let mut desk = Desk::new();
     let t = desk.file_ticket();
     desk.store
-        .tree::<u64, FromTheFuture>("tickets")
+        .tree::<u64, FromTheFuture>(&crate::store::trees::TICKETS)
         .expect("tree")
         .insert(&t.id, &FromTheFuture)
         .expect("insert");

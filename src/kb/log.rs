@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::trees;
 use crate::store::{self, AnyTree, Record, Store, Tree, Tx, TxFail};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,7 +90,7 @@ impl Report {
 impl FaqLog {
     pub fn open(store: &Store) -> store::Result<FaqLog> {
         Ok(FaqLog {
-            tree: store.tree("faq_log")?,
+            tree: store.tree(&trees::FAQ_LOG)?,
         })
     }
 

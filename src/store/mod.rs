@@ -4,12 +4,11 @@
 //!   sites never build byte keys by hand and a corrupt record surfaces as an error.
 //! - [`Store::transaction`] runs a closure atomically over a chosen set of trees. The closure
 //!   is pure (no `.await`, no I/O): sled may run it again on conflict.
-//! - [`Store::durable`] returns once everything written before the call is fsynced. Calls
-//!   that arrive together share one flush (group commit), so making a write durable costs a
-//!   fraction of an fsync, not one each. (Callbacks take their own path: the inbox's writer
-//!   thread stores a batch and flushes once for it.) sled's own background flush (500 ms)
-//!   covers the rest; see STACK.md §2 for why we never rely on it for anything we
-//!   acknowledge.
+//! - [`durable`] is the one durability primitive, group commit: a [`DurableWriter`] writes
+//!   every request waiting, flushes once and then answers them all. The inbox stores each
+//!   callback through one; [`Store::durable`] ("everything written before this call is
+//!   fsynced") is another. sled's own background flush (500 ms) covers the rest; nothing we
+//!   acknowledge relies on it (sled's flush is the only fsync it promises).
 //! - The schema version lives in the `meta` tree; a database written by a newer binary is
 //!   refused at open.
 //! - [`media`] stores screenshots content-addressed (sha256) under the data directory.
@@ -18,8 +17,9 @@
 //! in their module docs); sled types never leave this module.
 
 pub mod codec;
-mod commit;
+pub mod durable;
 pub mod media;
+pub mod trees;
 
 use std::marker::PhantomData;
 use std::ops::RangeBounds;
@@ -31,6 +31,7 @@ use sled::transaction::{
 };
 
 pub use codec::{CodecError, Key, KeyPart, Record, prefix_of};
+pub use durable::{Batch, DurableWriter, WriterStats};
 
 /// Version of the on-disk layout this binary writes.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -71,7 +72,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    commit: commit::GroupCommit,
+    flusher: DurableWriter<durable::FlushOnly>,
     media: media::MediaStore,
     dir: PathBuf,
 }
@@ -97,7 +98,7 @@ impl Store {
                 message: e.to_string(),
             })?;
         let store = Store {
-            commit: commit::GroupCommit::start(db.clone()),
+            flusher: DurableWriter::start("sled-group-commit", durable::FlushOnly, flusher(&db))?,
             media: media::MediaStore::new(dir.join("media")),
             db,
             dir: dir.to_owned(),
@@ -116,7 +117,7 @@ impl Store {
     }
 
     fn migrate(&self) -> Result<()> {
-        let meta: Tree<String, u64> = self.tree("meta")?;
+        let meta: Tree<String, u64> = self.tree(&trees::META)?;
         let key = "schema_version".to_owned();
         let found = meta.get(&key)?;
         match found {
@@ -145,10 +146,14 @@ impl Store {
         meta.insert(&"schema_version".to_owned(), &target)
     }
 
-    /// Open the typed tree `name`. Declare each tree once, in the module that owns it.
-    pub fn tree<K: Key, V: Record>(&self, name: &'static str) -> Result<Tree<K, V>> {
+    /// Open the typed tree `def` (declared in [`trees`]).
+    pub fn tree<K: Key, V: Record>(&self, def: &'static trees::TreeDef) -> Result<Tree<K, V>> {
+        self.open_tree(def.name)
+    }
+
+    fn open_tree<K: Key, V: Record>(&self, name: &'static str) -> Result<Tree<K, V>> {
         Ok(Tree {
-            inner: self.db.open_tree(name)?,
+            inner: RawTree(self.db.open_tree(name)?),
             name,
             _types: PhantomData,
         })
@@ -162,12 +167,12 @@ impl Store {
     /// Wait until every write made before this call is on disk (fsynced). Concurrent callers
     /// share one flush.
     pub async fn durable(&self) -> Result<()> {
-        self.commit.flush().await
+        self.flusher.write(()).await
     }
 
-    /// Number of group flushes so far (metrics, benchmarks).
-    pub fn flush_count(&self) -> u64 {
-        self.commit.flush_count()
+    /// Start a group-commit writer for `batch` on a thread called `name` (see [`durable`]).
+    pub fn durable_writer<B: Batch>(&self, name: &str, batch: B) -> Result<DurableWriter<B>> {
+        DurableWriter::start(name, batch, flusher(&self.db))
     }
 
     /// Flush synchronously (shutdown, CLI tools).
@@ -186,7 +191,7 @@ impl Store {
         trees: &[&dyn AnyTree],
         f: impl Fn(&Tx<'_>) -> Result<R, Abort<E>>,
     ) -> Result<R, TxError<E>> {
-        let raw: Vec<&sled::Tree> = trees.iter().map(|t| t.raw()).collect();
+        let raw: Vec<&sled::Tree> = trees.iter().map(|t| &t.raw().0).collect();
         let names: Vec<&'static str> = trees.iter().map(|t| t.name()).collect();
         let result = raw
             .as_slice()
@@ -198,8 +203,8 @@ impl Store {
                 match f(&tx) {
                     Ok(r) => Ok(r),
                     Err(Abort::User(e)) => Err(ConflictableTransactionError::Abort(Inner::User(e))),
-                    Err(Abort::Fail(TxFail::Sled(u))) => Err(u.into()),
-                    Err(Abort::Fail(TxFail::Store(e))) => {
+                    Err(Abort::Fail(TxFail(Fail::Sled(u)))) => Err(u.into()),
+                    Err(Abort::Fail(TxFail(Fail::Store(e)))) => {
                         Err(ConflictableTransactionError::Abort(Inner::Store(e)))
                     }
                 }
@@ -211,10 +216,15 @@ impl Store {
             Err(TransactionError::Storage(e)) => Err(TxError::Store(Error::Sled(e))),
         }
     }
+}
 
-    /// Size of the database on disk, in bytes.
-    pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.db.size_on_disk()?)
+/// A flush of `db` for a durable writer's thread. It holds the database, not the [`Store`]: a
+/// writer owned by the store must not keep the store alive.
+fn flusher(db: &sled::Db) -> impl Fn() -> Result<()> + Send + 'static {
+    let db = db.clone();
+    move || {
+        db.flush()?;
+        Ok(())
     }
 }
 
@@ -229,8 +239,11 @@ pub enum Abort<E> {
     Fail(TxFail),
 }
 
-/// A storage failure inside a transaction (propagate it with `?`).
-pub enum TxFail {
+/// A storage failure inside a transaction (propagate it with `?`). Opaque: what failed is
+/// sled's business, and sled retries or reports it when the closure returns.
+pub struct TxFail(Fail);
+
+enum Fail {
     Sled(UnabortableTransactionError),
     Store(Error),
 }
@@ -280,13 +293,17 @@ impl TxError<std::convert::Infallible> {
 
 /// Object-safe view of a typed tree, for naming the trees of a transaction.
 pub trait AnyTree {
-    fn raw(&self) -> &sled::Tree;
+    fn raw(&self) -> &RawTree;
     fn name(&self) -> &'static str;
 }
 
+/// The untyped tree behind a [`Tree`]; only this module can look inside.
+#[derive(Clone)]
+pub struct RawTree(sled::Tree);
+
 /// A typed sled tree: keys `K`, values `V`.
 pub struct Tree<K, V> {
-    inner: sled::Tree,
+    inner: RawTree,
     name: &'static str,
     _types: PhantomData<fn() -> (K, V)>,
 }
@@ -308,7 +325,7 @@ impl<K, V> std::fmt::Debug for Tree<K, V> {
 }
 
 impl<K, V> AnyTree for Tree<K, V> {
-    fn raw(&self) -> &sled::Tree {
+    fn raw(&self) -> &RawTree {
         &self.inner
     }
     fn name(&self) -> &'static str {
@@ -333,33 +350,35 @@ impl<K: Key, V: Record> Tree<K, V> {
 
     pub fn get(&self, key: &K) -> Result<Option<V>> {
         self.inner
+            .0
             .get(key.encode())?
             .map(|b| self.value(&b))
             .transpose()
     }
 
     pub fn contains(&self, key: &K) -> Result<bool> {
-        Ok(self.inner.contains_key(key.encode())?)
+        Ok(self.inner.0.contains_key(key.encode())?)
     }
 
     pub fn insert(&self, key: &K, value: &V) -> Result<()> {
-        self.inner.insert(key.encode(), value.to_bytes())?;
+        self.inner.0.insert(key.encode(), value.to_bytes())?;
         Ok(())
     }
 
     pub fn remove(&self, key: &K) -> Result<Option<V>> {
         self.inner
+            .0
             .remove(key.encode())?
             .map(|b| self.value(&b))
             .transpose()
     }
 
     pub fn len(&self) -> usize {
-        self.inner.len()
+        self.inner.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.inner.0.is_empty()
     }
 
     fn decode_pair(&self, item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<(K, V)> {
@@ -369,7 +388,7 @@ impl<K: Key, V: Record> Tree<K, V> {
 
     /// Every entry in key order. A corrupt entry is an `Err` item, never skipped.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = Result<(K, V)>> + '_ {
-        self.inner.iter().map(move |i| self.decode_pair(i))
+        self.inner.0.iter().map(move |i| self.decode_pair(i))
     }
 
     /// Entries whose key lies in `range`.
@@ -384,7 +403,7 @@ impl<K: Key, V: Record> Tree<K, V> {
             Bound::Unbounded => Bound::Unbounded,
         };
         let r = (enc(range.start_bound()), enc(range.end_bound()));
-        self.inner.range(r).map(move |i| self.decode_pair(i))
+        self.inner.0.range(r).map(move |i| self.decode_pair(i))
     }
 
     /// Entries whose key starts with the part `prefix` (followed by the 0xFF separator).
@@ -393,12 +412,14 @@ impl<K: Key, V: Record> Tree<K, V> {
         prefix: &P,
     ) -> impl DoubleEndedIterator<Item = Result<(K, V)>> + '_ {
         self.inner
+            .0
             .scan_prefix(prefix_of(prefix))
             .map(move |i| self.decode_pair(i))
     }
 
     pub fn first(&self) -> Result<Option<(K, V)>> {
         self.inner
+            .0
             .first()?
             .map(|p| self.decode_pair(Ok(p)))
             .transpose()
@@ -406,6 +427,7 @@ impl<K: Key, V: Record> Tree<K, V> {
 
     pub fn last(&self) -> Result<Option<(K, V)>> {
         self.inner
+            .0
             .last()?
             .map(|p| self.decode_pair(Ok(p)))
             .transpose()
@@ -413,16 +435,11 @@ impl<K: Key, V: Record> Tree<K, V> {
 
     /// Atomically insert `value` unless `key` exists; returns whether it was inserted.
     pub fn insert_new(&self, key: &K, value: &V) -> Result<bool> {
-        let r = self
-            .inner
-            .compare_and_swap(key.encode(), None::<&[u8]>, Some(value.to_bytes()))?;
+        let r =
+            self.inner
+                .0
+                .compare_and_swap(key.encode(), None::<&[u8]>, Some(value.to_bytes()))?;
         Ok(r.is_ok())
-    }
-
-    /// Remove every entry (used by tests and rebuilds).
-    pub fn clear(&self) -> Result<()> {
-        self.inner.clear()?;
-        Ok(())
     }
 }
 
@@ -438,17 +455,20 @@ impl Tx<'_> {
             .iter()
             .position(|n| *n == tree.name)
             .map(|i| &self.views[i])
-            .ok_or(TxFail::Store(Error::NotInTransaction(tree.name)))
+            .ok_or(TxFail(Fail::Store(Error::NotInTransaction(tree.name))))
     }
 
     pub fn get<K: Key, V: Record>(&self, tree: &Tree<K, V>, key: &K) -> Result<Option<V>, TxFail> {
-        let raw = self.view(tree)?.get(key.encode()).map_err(TxFail::Sled)?;
+        let raw = self
+            .view(tree)?
+            .get(key.encode())
+            .map_err(|e| TxFail(Fail::Sled(e)))?;
         raw.map(|b| {
             V::from_bytes(&b).map_err(|source| {
-                TxFail::Store(Error::Codec {
+                TxFail(Fail::Store(Error::Codec {
                     tree: tree.name,
                     source,
-                })
+                }))
             })
         })
         .transpose()
@@ -462,14 +482,14 @@ impl Tx<'_> {
     ) -> Result<(), TxFail> {
         self.view(tree)?
             .insert(key.encode(), value.to_bytes())
-            .map_err(TxFail::Sled)?;
+            .map_err(|e| TxFail(Fail::Sled(e)))?;
         Ok(())
     }
 
     pub fn remove<K: Key, V: Record>(&self, tree: &Tree<K, V>, key: &K) -> Result<(), TxFail> {
         self.view(tree)?
             .remove(key.encode())
-            .map_err(TxFail::Sled)?;
+            .map_err(|e| TxFail(Fail::Sled(e)))?;
         Ok(())
     }
 
@@ -479,10 +499,10 @@ impl Tx<'_> {
         let first = self
             .views
             .first()
-            .ok_or(TxFail::Store(Error::NotInTransaction("(none)")))?;
+            .ok_or(TxFail(Fail::Store(Error::NotInTransaction("(none)"))))?;
         first
             .generate_id()
-            .map_err(|e| TxFail::Store(Error::Sled(e)))
+            .map_err(|e| TxFail(Fail::Store(Error::Sled(e))))
     }
 }
 
@@ -499,7 +519,7 @@ mod tests {
     #[test]
     fn typed_tree_round_trip_and_order() {
         let (_d, s) = temp();
-        let t: Tree<(String, u64), String> = s.tree("t").expect("tree");
+        let t: Tree<(String, u64), String> = s.open_tree("t").expect("tree");
         for (u, i) in [("b", 2), ("a", 10), ("a", 2), ("ab", 1)] {
             t.insert(&(u.to_owned(), i), &format!("{u}{i}"))
                 .expect("insert");
@@ -518,7 +538,7 @@ mod tests {
     #[test]
     fn corrupt_records_surface_as_errors() {
         let (_d, s) = temp();
-        let t: Tree<u64, u64> = s.tree("nums").expect("tree");
+        let t: Tree<u64, u64> = s.open_tree("nums").expect("tree");
         t.insert(&1, &5).expect("insert");
         s.db.open_tree("nums")
             .expect("raw")
@@ -532,8 +552,8 @@ mod tests {
     #[test]
     fn transactions_are_atomic_and_abort_cleanly() {
         let (_d, s) = temp();
-        let a: Tree<u64, String> = s.tree("a").expect("a");
-        let b: Tree<u64, String> = s.tree("b").expect("b");
+        let a: Tree<u64, String> = s.open_tree("a").expect("a");
+        let b: Tree<u64, String> = s.open_tree("b").expect("b");
         let r: Result<(), TxError<&str>> = s.transaction(&[&a, &b], |tx| {
             tx.insert(&a, &1, &"one".to_owned())?;
             tx.insert(&b, &1, &"uno".to_owned())?;
@@ -547,7 +567,7 @@ mod tests {
         assert!(matches!(r, Err(TxError::Abort("no"))));
         assert_eq!(a.get(&2).expect("get"), None);
         assert_eq!(b.get(&1).expect("get").as_deref(), Some("uno"));
-        let c: Tree<u64, String> = s.tree("c").expect("c");
+        let c: Tree<u64, String> = s.open_tree("c").expect("c");
         let r: Result<(), TxError<()>> = s.transaction(&[&a], |tx| {
             tx.insert(&c, &1, &"x".to_owned())?;
             Ok(())
@@ -563,7 +583,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let s = Store::open(dir.path(), 8 << 20).expect("open");
-            let meta: Tree<String, u64> = s.tree("meta").expect("meta");
+            let meta: Tree<String, u64> = s.open_tree("meta").expect("meta");
             meta.insert(&"schema_version".to_owned(), &99)
                 .expect("bump");
             s.flush_blocking().expect("flush");
@@ -575,7 +595,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_durable_calls_share_flushes() {
         let (_d, s) = temp();
-        let t: Tree<u64, u64> = s.tree("t").expect("t");
+        let t: Tree<u64, u64> = s.open_tree("t").expect("t");
         let mut tasks = Vec::new();
         for i in 0..64u64 {
             let s = s.clone();
@@ -588,7 +608,7 @@ mod tests {
         for task in tasks {
             task.await.expect("join");
         }
-        let flushes = s.commit.flush_count();
+        let flushes = s.flusher.stats().batches;
         assert!((1..64).contains(&flushes), "flushes: {flushes}");
     }
 }

@@ -26,6 +26,7 @@ use tokio::sync::broadcast;
 
 use crate::ident::CustomerId;
 use crate::outbox::Outbox;
+use crate::store::trees;
 use crate::store::{self, Abort, AnyTree, Record, Store, Tree, Tx, TxError, abort};
 use crate::wecom::outbound::{Destination, Message};
 use crate::wecom::{Channel, ChatType};
@@ -303,13 +304,13 @@ impl Tickets {
     pub fn open(store: &Store, outbox: Outbox, settings: TicketSettings) -> store::Result<Tickets> {
         Ok(Tickets {
             store: store.clone(),
-            tickets: store.tree("tickets")?,
-            numbers: store.tree("ticket_numbers")?,
-            events: store.tree("ticket_events")?,
-            by_reporter: store.tree("tickets_by_reporter")?,
-            by_status: store.tree("tickets_by_status")?,
-            counters: store.tree("counters")?,
-            members: store.tree("members")?,
+            tickets: store.tree(&trees::TICKETS)?,
+            numbers: store.tree(&trees::TICKET_NUMBERS)?,
+            events: store.tree(&trees::TICKET_EVENTS)?,
+            by_reporter: store.tree(&trees::TICKETS_BY_REPORTER)?,
+            by_status: store.tree(&trees::TICKETS_BY_STATUS)?,
+            counters: store.tree(&trees::COUNTERS)?,
+            members: store.tree(&trees::MEMBERS)?,
             outbox,
             settings: Arc::new(settings),
             changes: broadcast::channel(256).0,

@@ -1,0 +1,76 @@
+//! Every sled tree of the database, declared once: its name, the module that owns it (the
+//! only one that opens it), its key layout and its value. Keys are encoded by
+//! [`Key`](super::Key) (big-endian integers, 0xFF between tuple parts); values are
+//! versioned JSON records ([`Record`](super::Record)).
+//!
+//! [`Store::tree`](super::Store::tree) opens only trees declared here, so two modules cannot
+//! pick the same name by accident, and this table is the map of the data.
+
+/// One tree of the database.
+#[derive(Debug)]
+pub struct TreeDef {
+    pub name: &'static str,
+    /// The module that opens it.
+    pub owner: &'static str,
+    pub key: &'static str,
+    pub value: &'static str,
+}
+
+macro_rules! trees {
+    ($($id:ident = $name:literal, $owner:literal, $key:literal => $value:literal;)*) => {
+        $(
+            #[doc = concat!("`", $name, "` (", $owner, "): ", $key, " → ", $value)]
+            pub const $id: TreeDef = TreeDef {
+                name: $name,
+                owner: $owner,
+                key: $key,
+                value: $value,
+            };
+        )*
+        /// Every tree, in this file's order.
+        pub const ALL: &[&TreeDef] = &[$(&$id),*];
+    };
+}
+
+trees! {
+    META = "meta", "store", "String key (`schema_version`)" => "u64";
+    INBOX = "inbox", "inbox", "String dedupe key (`app/<MsgId>`)" => "inbox::Entry (the message while unprocessed)";
+    INBOX_DEAD = "inbox_dead", "inbox", "u64 seq" => "inbox::InboxItem that failed repeatedly";
+    OUTBOX = "outbox", "outbox", "(String lane, u64 job id)" => "outbox::Job, pending or in flight";
+    OUTBOX_LANE = "outbox_lane", "outbox", "u64 job id" => "String lane";
+    OUTBOX_DEAD = "outbox_dead", "outbox", "u64 job id" => "outbox::Job that failed for good";
+    OUTBOX_DONE = "outbox_done", "outbox", "u64 job id" => "outbox::Delivered (swept after a week)";
+    FAQ_LOG = "faq_log", "kb::log", "u64 id" => "kb::log::QueryLog (identifiers masked)";
+    TICKETS = "tickets", "tickets", "u64 id" => "tickets::Ticket";
+    TICKET_NUMBERS = "ticket_numbers", "tickets", "String number (`IT20261121-0042`)" => "u64 id";
+    TICKET_EVENTS = "ticket_events", "tickets", "(u64 id, u64 seq)" => "tickets::TicketEvent, the thread in order";
+    TICKETS_BY_REPORTER = "tickets_by_reporter", "tickets", "(String userid, u64 id)" => "()";
+    TICKETS_BY_STATUS = "tickets_by_status", "tickets", "(String status key, u64 id)" => "()";
+    COUNTERS = "counters", "tickets", "String (`ticket/20261121`)" => "u64, the daily ticket counter";
+    MEMBERS = "members", "tickets", "String userid" => "tickets::MemberInfo, names from `user/get`";
+    SESSIONS = "sessions", "conversation::session", "(String member, String chat key)" => "conversation::session::Session";
+    MEMBER_DIALOGS = "member_dialogs", "conversation::session", "String member" => "Vec<String> chat keys with a dialog running";
+    CONSOLE_USERS = "console_users", "accounts", "String login" => "accounts::User (argon2id hash, role)";
+    CONSOLE_SESSIONS = "console_sessions", "accounts", "String session id" => "accounts::Session (user, CSRF token, expiry)";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_plain() {
+        let mut names: Vec<&str> = ALL.iter().map(|t| t.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before, "a tree name is declared twice");
+        for t in ALL {
+            assert!(
+                t.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{}",
+                t.name
+            );
+        }
+    }
+}
