@@ -195,7 +195,7 @@ fn row(
     r: &Run,
     base: &Run,
     g: &Gateway,
-    before: wecom_helpdesk::inbox::WriterStats,
+    before: wecom_helpdesk::store::WriterStats,
 ) {
     let after = g.services.inbox.writer_stats();
     let batches = (after.batches - before.batches).max(1);
