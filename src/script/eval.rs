@@ -320,18 +320,78 @@ pub fn advance(
     ctx: Ctx<'_>,
     global: &Global,
 ) -> Outcome {
-    let Some(step) = flow.steps.get(dialog.step).cloned() else {
+    let Some(step) = flow.steps.get(dialog.step) else {
         return Outcome {
             replies: vec!["流程已更新，请发送“提单”重新开始。".into()],
             action: Action::Cancel,
         };
     };
     let text = input.text.map(str::trim).filter(|t| !t.is_empty());
-    let mut replies = Vec::new();
-
+    let mut feed = Feed {
+        flow,
+        step,
+        dialog,
+        ctx,
+        global,
+        replies: Vec::new(),
+    };
     // Images are kept whatever the step: an agent often sends them before being asked.
-    if !input.images.is_empty() {
-        let max = flow
+    if !input.images.is_empty()
+        && let Some(done) = feed.take_images(&input.images, text)
+    {
+        return done;
+    }
+    let Some(text) = text else {
+        return feed.ask_again();
+    };
+    match &step.kind {
+        StepKind::Text { validators } => feed.text(validators, text),
+        StepKind::Choice { options } => feed.choice(options, text),
+        StepKind::Images {
+            min, done_words, ..
+        } => feed.images_done(*min, done_words, text),
+        StepKind::Confirm { .. } if feed.dialog.choosing_edit => feed.choose_edit(text),
+        StepKind::Confirm {
+            submit_words,
+            edit_words,
+        } => feed.confirm(submit_words, edit_words, text),
+    }
+}
+
+/// One input being fed to a dialog at `step`: one method per kind of step.
+struct Feed<'a, 'd> {
+    flow: &'a Flow,
+    step: &'a Step,
+    dialog: &'d mut Dialog,
+    ctx: Ctx<'a>,
+    global: &'a Global,
+    /// Said before the step's own answer (about screenshots received).
+    replies: Vec<String>,
+}
+
+impl Feed<'_, '_> {
+    fn proceed(self) -> Outcome {
+        proceed(self.flow, self.dialog, self.ctx, self.replies)
+    }
+
+    /// A failed answer (what was said about screenshots is dropped with it).
+    fn fail(self, message: String) -> Outcome {
+        fail(self.step, self.dialog, message, self.global)
+    }
+
+    /// Nothing to answer with: the open question again.
+    fn ask_again(self) -> Outcome {
+        Outcome {
+            replies: vec![prompt(self.flow, self.dialog, self.ctx)],
+            action: Action::Continue,
+        }
+    }
+
+    /// Keep `images` (up to the flow's maximum). Returns the outcome when the images are the
+    /// whole answer: at an images step, or without text.
+    fn take_images(&mut self, images: &[String], text: Option<&str>) -> Option<Outcome> {
+        let max = self
+            .flow
             .steps
             .iter()
             .find_map(|s| match s.kind {
@@ -339,207 +399,202 @@ pub fn advance(
                 _ => None,
             })
             .unwrap_or(9);
-        let room = max.saturating_sub(dialog.answers.screenshots.len());
+        let shots = &mut self.dialog.answers.screenshots;
+        let room = max.saturating_sub(shots.len());
         let mut added = 0;
-        for h in &input.images {
-            if dialog.answers.screenshots.contains(h) {
+        for h in images {
+            if shots.contains(h) {
                 continue;
             }
             if added < room {
-                dialog.answers.screenshots.push(h.clone());
+                shots.push(h.clone());
                 added += 1;
             }
         }
-        let dropped = input.images.len().saturating_sub(added);
-        let count = dialog.answers.screenshots.len();
+        let dropped = images.len().saturating_sub(added);
+        let count = shots.len();
         if dropped > 0 && count >= max {
-            replies.push(format!(
+            self.replies.push(format!(
                 "最多可提交 {max} 张截图，多出的 {dropped} 张没有保存。"
             ));
         }
-        let at_images = matches!(step.kind, StepKind::Images { .. });
-        if at_images {
-            if let Some(t) = text
-                && let StepKind::Images { done_words, .. } = &step.kind
-                && matches_word(t, done_words)
-            {
-                return proceed(flow, dialog, ctx, replies);
+        if let StepKind::Images { done_words, .. } = &self.step.kind {
+            if text.is_some_and(|t| matches_word(t, done_words)) {
+                let replies = std::mem::take(&mut self.replies);
+                return Some(proceed(self.flow, self.dialog, self.ctx, replies));
             }
             if added > 0 {
-                replies.push(format!(
+                self.replies.push(format!(
                     "已收到第 {count} 张截图。还有就继续发送，发完回复“完成”。"
                 ));
             }
-            return Outcome {
-                replies,
+            return Some(Outcome {
+                replies: std::mem::take(&mut self.replies),
                 action: Action::Continue,
-            };
+            });
         }
         if added > 0 {
-            replies.push(format!("已收到截图（共 {count} 张），会随工单一起提交。"));
+            self.replies
+                .push(format!("已收到截图（共 {count} 张），会随工单一起提交。"));
         }
-        if text.is_none() {
-            // The open question was already asked; repeating it after every picture of a
-            // burst is noise.
-            return Outcome {
-                replies,
-                action: Action::Continue,
-            };
+        // The open question was already asked; repeating it after every picture of a burst
+        // is noise.
+        text.is_none().then(|| Outcome {
+            replies: std::mem::take(&mut self.replies),
+            action: Action::Continue,
+        })
+    }
+
+    fn text(mut self, validators: &[Validator], text: &str) -> Outcome {
+        let field = self.step.field.unwrap_or(Field::Description);
+        match validate(validators, field, text, self.ctx) {
+            Ok(v) => {
+                store(&mut self.dialog.answers, field, v);
+                self.proceed()
+            }
+            Err(e) => {
+                // Unlike other steps, what was said about screenshots is kept.
+                let msg = self.step.error.clone().unwrap_or(e);
+                let mut replies = std::mem::take(&mut self.replies);
+                let mut o = fail(self.step, self.dialog, msg, self.global);
+                replies.append(&mut o.replies);
+                o.replies = replies;
+                o
+            }
         }
     }
 
-    let Some(text) = text else {
-        return Outcome {
-            replies: vec![prompt(flow, dialog, ctx)],
-            action: Action::Continue,
-        };
-    };
-
-    match &step.kind {
-        StepKind::Text { validators } => {
-            let field = step.field.unwrap_or(Field::Description);
-            match validate(validators, field, text, ctx) {
-                Ok(v) => {
-                    store(&mut dialog.answers, field, v);
-                    proceed(flow, dialog, ctx, replies)
-                }
-                Err(e) => {
-                    let msg = step.error.clone().unwrap_or(e);
-                    let mut o = fail(&step, dialog, msg, global);
-                    replies.append(&mut o.replies);
-                    o.replies = replies;
-                    o
-                }
-            }
-        }
-        StepKind::Choice { options } => match choose(options, text) {
+    fn choice(self, options: &[String], text: &str) -> Outcome {
+        match choose(options, text) {
             Some(o) => {
-                dialog.answers.system = Some(o.clone());
-                proceed(flow, dialog, ctx, replies)
+                self.dialog.answers.system = Some(o.clone());
+                self.proceed()
             }
             None => {
-                let msg = step.error.clone().unwrap_or_else(|| {
+                let msg = self.step.error.clone().unwrap_or_else(|| {
                     format!("没有对应的选项，请回复序号：\n{}", options_list(options))
                 });
-                fail(&step, dialog, msg, global)
+                self.fail(msg)
             }
-        },
-        StepKind::Images {
-            min, done_words, ..
-        } => {
-            if matches_word(text, done_words) {
-                if dialog.answers.screenshots.len() >= *min {
-                    return proceed(flow, dialog, ctx, replies);
-                }
-                let msg = step.error.clone().unwrap_or_else(|| {
+        }
+    }
+
+    /// Text at an images step: only a done word moves on, once there are enough.
+    fn images_done(self, min: usize, done_words: &[String], text: &str) -> Outcome {
+        if matches_word(text, done_words) {
+            if self.dialog.answers.screenshots.len() >= min {
+                return self.proceed();
+            }
+            let msg =
+                self.step.error.clone().unwrap_or_else(|| {
                     format!("还需要至少 {min} 张截图，请先发送截图再回复“完成”。")
                 });
-                return fail(&step, dialog, msg, global);
-            }
-            let msg = format!(
-                "这一步需要发送截图（图片）。{}",
-                if ctx.group {
-                    "在群里请@我并把图片和文字一起发送。"
-                } else {
-                    "发完后回复“完成”。"
-                }
-            );
-            fail(&step, dialog, msg, global)
+            return self.fail(msg);
         }
-        StepKind::Confirm {
-            submit_words,
-            edit_words,
-        } => {
-            if dialog.choosing_edit {
-                let editable: Vec<(usize, &Step)> = flow
-                    .steps
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.field.is_some())
-                    .collect();
-                let labels: Vec<String> = editable
-                    .iter()
-                    .map(|(_, s)| s.field.map(Field::label).unwrap_or_default().to_owned())
-                    .collect();
-                return match choose(&labels, text) {
-                    Some(label) => {
-                        let (idx, target) =
-                            editable[labels.iter().position(|l| l == label).unwrap_or(0)];
-                        if let Some(f) = target.field {
-                            dialog.answers.clear(f);
-                        }
-                        dialog.step = idx;
-                        dialog.tries = 0;
-                        dialog.editing = true;
-                        dialog.choosing_edit = false;
-                        Outcome {
-                            replies: vec![prompt(flow, dialog, ctx)],
-                            action: Action::Continue,
-                        }
-                    }
-                    None => fail(
-                        &step,
-                        dialog,
-                        format!("请回复要修改项目的序号：\n{}", options_list(&labels)),
-                        global,
-                    ),
-                };
+        let msg = format!(
+            "这一步需要发送截图（图片）。{}",
+            if self.ctx.group {
+                "在群里请@我并把图片和文字一起发送。"
+            } else {
+                "发完后回复“完成”。"
             }
-            if matches_word(text, submit_words) {
-                let missing: Vec<&str> = flow
-                    .steps
-                    .iter()
-                    .filter_map(|s| match (s.field, &s.kind) {
-                        (Some(Field::Screenshots), StepKind::Images { min, .. }) => {
-                            (dialog.answers.screenshots.len() < *min).then_some("截图")
-                        }
-                        (Some(f), _) if !dialog.answers.filled(f) => Some(f.label()),
-                        _ => None,
-                    })
-                    .collect();
-                if let Some(first) = missing.first() {
-                    // Cannot happen through the normal order, but a flow edit could cause it.
-                    let idx = flow
-                        .steps
-                        .iter()
-                        .position(|s| s.field.map(Field::label) == Some(first))
-                        .unwrap_or(0);
-                    dialog.step = idx;
-                    dialog.tries = 0;
-                    return Outcome {
-                        replies: vec![
-                            format!("还缺少{}。", missing.join("、")),
-                            prompt(flow, dialog, ctx),
-                        ],
-                        action: Action::Continue,
-                    };
+        );
+        self.fail(msg)
+    }
+
+    /// At the confirm step, after "修改": which item to change.
+    fn choose_edit(self, text: &str) -> Outcome {
+        let editable: Vec<(usize, &Step)> = self
+            .flow
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.field.is_some())
+            .collect();
+        let labels: Vec<String> = editable
+            .iter()
+            .map(|(_, s)| s.field.map(Field::label).unwrap_or_default().to_owned())
+            .collect();
+        let Some(label) = choose(&labels, text) else {
+            return self.fail(format!(
+                "请回复要修改项目的序号：\n{}",
+                options_list(&labels)
+            ));
+        };
+        let (idx, target) = editable[labels.iter().position(|l| l == label).unwrap_or(0)];
+        if let Some(f) = target.field {
+            self.dialog.answers.clear(f);
+        }
+        self.dialog.step = idx;
+        self.dialog.tries = 0;
+        self.dialog.editing = true;
+        self.dialog.choosing_edit = false;
+        self.ask_again()
+    }
+
+    fn confirm(self, submit_words: &[String], edit_words: &[String], text: &str) -> Outcome {
+        if matches_word(text, submit_words) {
+            return self.submit();
+        }
+        if matches_word(text, edit_words) {
+            self.dialog.choosing_edit = true;
+            self.dialog.tries = 0;
+            let labels: Vec<String> = self
+                .flow
+                .steps
+                .iter()
+                .filter_map(|s| s.field.map(|f| f.label().to_owned()))
+                .collect();
+            return Outcome {
+                replies: vec![format!(
+                    "要修改哪一项？请回复序号：\n{}",
+                    options_list(&labels)
+                )],
+                action: Action::Continue,
+            };
+        }
+        let msg = self
+            .step
+            .error
+            .clone()
+            .unwrap_or_else(|| "请回复“提交”或“修改”。".into());
+        self.fail(msg)
+    }
+
+    /// "提交": file the ticket, unless something is missing.
+    fn submit(self) -> Outcome {
+        let answers = &self.dialog.answers;
+        let missing: Vec<&str> = self
+            .flow
+            .steps
+            .iter()
+            .filter_map(|s| match (s.field, &s.kind) {
+                (Some(Field::Screenshots), StepKind::Images { min, .. }) => {
+                    (answers.screenshots.len() < *min).then_some("截图")
                 }
-                return Outcome {
-                    replies,
-                    action: Action::Submit,
-                };
-            }
-            if matches_word(text, edit_words) {
-                dialog.choosing_edit = true;
-                dialog.tries = 0;
-                let labels: Vec<String> = flow
-                    .steps
-                    .iter()
-                    .filter_map(|s| s.field.map(|f| f.label().to_owned()))
-                    .collect();
-                return Outcome {
-                    replies: vec![format!(
-                        "要修改哪一项？请回复序号：\n{}",
-                        options_list(&labels)
-                    )],
-                    action: Action::Continue,
-                };
-            }
-            let msg = step
-                .error
-                .clone()
-                .unwrap_or_else(|| "请回复“提交”或“修改”。".into());
-            fail(&step, dialog, msg, global)
+                (Some(f), _) if !answers.filled(f) => Some(f.label()),
+                _ => None,
+            })
+            .collect();
+        let Some(first) = missing.first() else {
+            return Outcome {
+                replies: self.replies,
+                action: Action::Submit,
+            };
+        };
+        // Cannot happen through the normal order, but a flow edit could cause it.
+        let idx = self
+            .flow
+            .steps
+            .iter()
+            .position(|s| s.field.map(Field::label) == Some(first))
+            .unwrap_or(0);
+        let said = format!("还缺少{}。", missing.join("、"));
+        self.dialog.step = idx;
+        self.dialog.tries = 0;
+        Outcome {
+            replies: vec![said, prompt(self.flow, self.dialog, self.ctx)],
+            action: Action::Continue,
         }
     }
 }
