@@ -202,7 +202,7 @@ impl Engine {
         let name = self
             .tickets
             .member_name(&self.client, &inbound.sender)
-            .await;
+            .await?;
         let label = crate::tickets::member_label(&inbound.sender, &name);
         let tickets = self.tickets.of_reporter(&inbound.sender)?;
         let named = match inbound

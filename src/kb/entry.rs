@@ -168,6 +168,14 @@ pub struct Loaded {
     pub synonyms: String,
 }
 
+/// A file that may be absent (empty then); any other error is an error, not an empty file.
+fn read_optional(path: &Path) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        other => other,
+    }
+}
+
 /// Load every `*.md` under `dir` (recursively), plus `dict.txt` and `synonyms.txt`.
 pub fn load_dir(dir: &Path) -> std::io::Result<Loaded> {
     let files = crate::util::files_under(dir)?
@@ -175,8 +183,8 @@ pub fn load_dir(dir: &Path) -> std::io::Result<Loaded> {
         .map(|(path, _, _)| path)
         .filter(|p| p.extension().is_some_and(|e| e == "md"));
     let mut loaded = Loaded {
-        dict: std::fs::read_to_string(dir.join("dict.txt")).unwrap_or_default(),
-        synonyms: std::fs::read_to_string(dir.join("synonyms.txt")).unwrap_or_default(),
+        dict: read_optional(&dir.join("dict.txt"))?,
+        synonyms: read_optional(&dir.join("synonyms.txt"))?,
         ..Loaded::default()
     };
     let mut seen = std::collections::HashMap::new();

@@ -377,6 +377,31 @@ impl Tickets {
         self.indexed(&self.by_status, s.key())
     }
 
+    /// Tickets in any of `statuses`, newest first (read through the status index, so the
+    /// queue never loads closed history it does not show).
+    pub fn in_statuses(&self, statuses: &[Status]) -> store::Result<Vec<Ticket>> {
+        let mut out = Vec::new();
+        for s in statuses {
+            out.extend(self.with_status(*s)?);
+        }
+        out.sort_unstable_by_key(|t| std::cmp::Reverse(t.id));
+        Ok(out)
+    }
+
+    /// How many tickets are in each status (keys of the status index only).
+    pub fn status_counts(&self) -> store::Result<Vec<(Status, usize)>> {
+        Status::ALL
+            .iter()
+            .map(|s| {
+                let n = self
+                    .by_status
+                    .scan_part(&s.key().to_owned())
+                    .try_fold(0, |n, e| e.map(|_| n + 1))?;
+                Ok((*s, n))
+            })
+            .collect()
+    }
+
     /// A member's tickets, newest first.
     pub fn of_reporter(&self, userid: &str) -> store::Result<Vec<Ticket>> {
         self.indexed(&self.by_reporter, userid)
@@ -406,31 +431,35 @@ impl Tickets {
         Ok(tx.get(&self.tickets, &id)?)
     }
 
-    /// A member's name: cached, else `user/get` (falls back to the userid).
-    pub async fn member_name(&self, client: &crate::wecom::client::Client, userid: &str) -> String {
+    /// A member's name: cached, else `user/get` (falls back to the userid when WeCom does
+    /// not answer; a storage error is an error).
+    pub async fn member_name(
+        &self,
+        client: &crate::wecom::client::Client,
+        userid: &str,
+    ) -> store::Result<String> {
         let now = crate::util::unix_millis();
-        if let Ok(Some(m)) = self.members.get(&userid.to_owned())
+        let key = userid.to_owned();
+        if let Some(m) = self.members.get(&key)?
             && now - m.fetched_at < 24 * 3600 * 1000
         {
-            return m.name;
+            return Ok(m.name);
         }
-        match client.user_get(userid).await {
+        Ok(match client.user_get(userid).await {
             Ok(m) if !m.name.is_empty() => {
-                let _ = self.members.insert(
-                    &userid.to_owned(),
-                    &MemberInfo {
-                        name: m.name.clone(),
-                        fetched_at: now,
-                    },
-                );
-                m.name
+                let info = MemberInfo {
+                    name: m.name,
+                    fetched_at: now,
+                };
+                self.members.insert(&key, &info)?;
+                info.name
             }
-            Ok(_) => userid.to_owned(),
+            Ok(_) => key,
             Err(e) => {
                 tracing::warn!(error = %e, "user/get failed; using the userid as the name");
-                userid.to_owned()
+                key
             }
-        }
+        })
     }
 
     // --- writes inside a caller's transaction ----------------------------------------------

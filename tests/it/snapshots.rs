@@ -125,12 +125,16 @@ fn queue_page() {
     let systems = wecom_helpdesk::script::load_dir(&repo_root().join("bot-scripts"))
         .expect("shipped scripts")
         .systems();
+    let counts: Vec<(Status, usize)> = Status::ALL
+        .iter()
+        .map(|s| (*s, all.iter().filter(|t| t.status == *s).count()))
+        .collect();
     let page = views::queue_page(
         chrome(),
         filters,
-        &systems,
+        &views::systems_offered(&systems, &all),
         &logins,
-        &all,
+        &counts,
         &selected,
         &clock(),
     );

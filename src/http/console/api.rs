@@ -44,8 +44,12 @@ pub async fn tickets(
 ) -> Result<Json<Value>, ApiError> {
     let filters = filters.normalized();
     let now = crate::util::unix_millis();
-    let all = state.tickets.list()?;
-    let selected = filters.select(all, &c.login, &state.cfg.sla, now);
+    let st = state.clone();
+    let selected = ops::blocking(move || {
+        let loaded = st.tickets.in_statuses(&filters.statuses())?;
+        Ok(filters.select(loaded, &c.login, &st.cfg.sla, now))
+    })
+    .await?;
     let list: Vec<Value> = selected
         .iter()
         .map(|(t, _)| ticket_json(t, &state, now))
@@ -63,7 +67,7 @@ pub async fn ticket(
         .by_number(&number)?
         .ok_or(ConsoleError::NotFound)?;
     let events = state.tickets.events(t.id)?;
-    let deliveries: Vec<Value> = ops::deliveries(&state, &events)
+    let deliveries: Vec<Value> = ops::deliveries(&state, &events)?
         .into_iter()
         .map(|(id, d)| json!({ "job": id, "delivery": d }))
         .collect();
@@ -112,8 +116,10 @@ pub async fn faq_search(
     State(state): State<AppState>,
     ApiUser(_): ApiUser,
     Query(q): Query<super::pages::SearchQuery>,
-) -> Json<Value> {
-    Json(json!({ "hits": super::pages::faq_hits(&state, &q.q) }))
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({ "hits": super::pages::faq_hits(&state, &q.q).await? }),
+    ))
 }
 
 pub async fn dead_letters(
@@ -140,7 +146,8 @@ pub async fn faq_report(
     Query(d): Query<Days>,
 ) -> Result<Json<Value>, ApiError> {
     let since = crate::util::unix_millis() - d.days.clamp(1, 366) * 24 * 3600 * 1000;
-    let r = state.faq_log.report(since, 20)?;
+    let log = state.faq_log.clone();
+    let r = ops::blocking(move || Ok(log.report(since, 20)?)).await?;
     Ok(Json(
         json!({ "report": r, "deflection_rate": r.deflection_rate() }),
     ))

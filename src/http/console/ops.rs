@@ -33,25 +33,27 @@ pub struct ActionInput {
 }
 
 /// Logins of every console user (for the assignee lists).
-pub fn logins(state: &AppState) -> Vec<String> {
-    state
+pub fn logins(state: &AppState) -> Result<Vec<String>, ConsoleError> {
+    Ok(state
         .accounts
-        .users()
-        .map(|u| u.into_iter().map(|u| u.login).collect())
-        .unwrap_or_default()
+        .users()?
+        .into_iter()
+        .map(|u| u.login)
+        .collect())
 }
 
 /// Delivery state of every reply job in `events`.
-pub fn deliveries(state: &AppState, events: &[TicketEvent]) -> Vec<(u64, Delivery)> {
-    events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Reply { jobs, .. } => Some(jobs.clone()),
-            _ => None,
-        })
-        .flatten()
-        .map(|id| (id, state.outbox.status(id).unwrap_or(Delivery::Unknown)))
-        .collect()
+pub fn deliveries(
+    state: &AppState,
+    events: &[TicketEvent],
+) -> Result<Vec<(u64, Delivery)>, ConsoleError> {
+    let jobs = events.iter().flat_map(|e| match &e.kind {
+        EventKind::Reply { jobs, .. } => jobs.as_slice(),
+        _ => &[],
+    });
+    Ok(jobs
+        .map(|&id| Ok((id, state.outbox.status(id)?)))
+        .collect::<Result<_, crate::store::Error>>()?)
 }
 
 /// A handler's change to a ticket, validated.
@@ -85,7 +87,7 @@ pub async fn act(
             let assignee = input.assignee.trim().to_owned();
             if assignee.is_empty() {
                 (Op::Assign(None), "assigned")
-            } else if logins(state).contains(&assignee) {
+            } else if logins(state)?.contains(&assignee) {
                 (Op::Assign(Some(assignee)), "assigned")
             } else {
                 return Err(bad("没有这个处理人"));

@@ -213,20 +213,32 @@ pub async fn logout(
 
 /// The tickets a queue view needs: all (for the counts) and the filtered, sorted ones.
 struct QueueData {
-    all: Vec<crate::tickets::Ticket>,
+    counts: Vec<(crate::tickets::Status, usize)>,
+    /// The tickets in the filter's statuses, before the other filters.
+    loaded: Vec<crate::tickets::Ticket>,
     selected: Vec<(crate::tickets::Ticket, crate::tickets::sla::SlaState)>,
     clock: Clock,
 }
 
-fn queue_data(state: &AppState, c: &Caller, filters: &Filters) -> Result<QueueData, ConsoleError> {
-    let clock = clock(state);
-    let all = state.tickets.list()?;
-    let selected = filters.select(all.clone(), &c.login, &state.cfg.sla, clock.now);
-    Ok(QueueData {
-        all,
-        selected,
-        clock,
+/// The queue for `filters`, read off the async threads through the status index.
+async fn queue_data(
+    state: &AppState,
+    c: &Caller,
+    filters: &Filters,
+) -> Result<QueueData, ConsoleError> {
+    let (state, login, filters) = (state.clone(), c.login.clone(), filters.clone());
+    ops::blocking(move || {
+        let clock = clock(&state);
+        let loaded = state.tickets.in_statuses(&filters.statuses())?;
+        let selected = filters.select(loaded.clone(), &login, &state.cfg.sla, clock.now);
+        Ok(QueueData {
+            counts: state.tickets.status_counts()?,
+            loaded,
+            selected,
+            clock,
+        })
     })
+    .await
 }
 
 fn chrome(c: &Caller, flash: Option<Flash>) -> views::Chrome {
@@ -244,14 +256,15 @@ pub async fn queue(
     Query(fq): Query<FlashQuery>,
 ) -> Result<Html<String>, ConsoleError> {
     let filters = filters.normalized();
-    let d = queue_data(&state, &c, &filters)?;
-    let logins = ops::logins(&state);
+    let d = queue_data(&state, &c, &filters).await?;
+    let logins = ops::logins(&state)?;
+    let script_systems = state.scripts.current().systems();
     render(views::queue_page(
         chrome(&c, flash(&fq)),
         filters,
-        &state.scripts.current().systems(),
+        &views::systems_offered(&script_systems, &d.loaded),
         &logins,
-        &d.all,
+        &d.counts,
         &d.selected,
         &d.clock,
     ))
@@ -263,8 +276,8 @@ pub async fn queue_rows(
     Query(filters): Query<Filters>,
 ) -> Result<Html<String>, ConsoleError> {
     let filters = filters.normalized();
-    let d = queue_data(&state, &c, &filters)?;
-    render(views::queue_rows(&d.all, &d.selected, &d.clock))
+    let d = queue_data(&state, &c, &filters).await?;
+    render(views::queue_rows(&d.counts, &d.selected, &d.clock))
 }
 
 /// Server-sent events: the id of every ticket that changes (`*` when some were missed).
@@ -300,13 +313,13 @@ fn ticket_page(
         .by_number(number)?
         .ok_or(ConsoleError::NotFound)?;
     let events = state.tickets.events(t.id)?;
-    let deliveries = ops::deliveries(state, &events);
+    let deliveries = ops::deliveries(state, &events)?;
     Ok(views::ticket_page(
         chrome(c, flash),
         &t,
         &events,
         &deliveries,
-        &ops::logins(state),
+        &ops::logins(state)?,
         &state.cfg.sla,
         &clock(state),
     ))
@@ -428,11 +441,12 @@ pub struct SearchQuery {
     pub q: String,
 }
 
-/// FAQ entries for the canned-reply box.
-pub fn faq_hits(state: &AppState, q: &str) -> Vec<serde_json::Value> {
-    state
-        .kb
-        .search(q, 5)
+/// FAQ entries for the canned-reply box (searched off the async threads: tantivy and jieba
+/// are CPU work).
+pub async fn faq_hits(state: &AppState, q: &str) -> Result<Vec<serde_json::Value>, ConsoleError> {
+    let (kb, q) = (state.kb.clone(), q.to_owned());
+    let hits = blocking(move || Ok(kb.search(&q, 5))).await?;
+    Ok(hits
         .into_iter()
         .map(|h| {
             serde_json::json!({
@@ -442,15 +456,15 @@ pub fn faq_hits(state: &AppState, q: &str) -> Vec<serde_json::Value> {
                 "confidence": h.confidence,
             })
         })
-        .collect()
+        .collect())
 }
 
 pub async fn faq_search(
     State(state): State<AppState>,
     PageUser(_): PageUser,
     Query(q): Query<SearchQuery>,
-) -> axum::Json<Vec<serde_json::Value>> {
-    axum::Json(faq_hits(&state, &q.q))
+) -> Result<axum::Json<Vec<serde_json::Value>>, ConsoleError> {
+    Ok(axum::Json(faq_hits(&state, &q.q).await?))
 }
 
 pub async fn asset(Path(name): Path<String>) -> Response {
@@ -484,7 +498,8 @@ pub async fn admin(
     let loaded =
         blocking(move || crate::kb::entry::load_dir(&dir).map_err(ConsoleError::internal)).await?;
     let since = crate::util::unix_millis() - 7 * 24 * 3600 * 1000;
-    let faq = state.faq_log.report(since, 10)?;
+    let log = state.faq_log.clone();
+    let faq = blocking(move || Ok(log.report(since, 10)?)).await?;
     let page = views::AdminPage {
         user: user_view(&c),
         csrf: csrf(&c),

@@ -112,6 +112,19 @@ impl Filters {
         self
     }
 
+    /// The statuses the filter can show: the queue reads only these from the status index.
+    pub fn statuses(&self) -> Vec<Status> {
+        match self.status.as_str() {
+            "open" => Status::ALL
+                .iter()
+                .copied()
+                .filter(|s| s.is_open())
+                .collect(),
+            "all" => Status::ALL.to_vec(),
+            key => Status::parse(key).into_iter().collect(),
+        }
+    }
+
     fn status_ok(&self, t: &Ticket) -> bool {
         match self.status.as_str() {
             "open" => t.status.is_open(),
@@ -184,13 +197,13 @@ pub struct CountView {
     pub count: usize,
 }
 
-pub fn counts(all: &[Ticket]) -> Vec<CountView> {
-    Status::ALL
+pub fn counts(counts: &[(Status, usize)]) -> Vec<CountView> {
+    counts
         .iter()
-        .map(|s| CountView {
+        .map(|(s, n)| CountView {
             key: s.key(),
             label: s.label(),
-            count: all.iter().filter(|t| t.status == *s).count(),
+            count: *n,
         })
         .collect()
 }
@@ -268,10 +281,26 @@ pub struct QueueRows {
     pub rows: Vec<RowView>,
 }
 
-/// The live part of the queue: counts over `all`, rows of `selected`.
-pub fn queue_rows(all: &[Ticket], selected: &[(Ticket, SlaState)], clock: &Clock) -> QueueRows {
+/// The systems the queue's filter offers: the running script's, plus those of `loaded`
+/// tickets filed under older scripts.
+pub fn systems_offered<'a>(script: &'a [String], loaded: &'a [Ticket]) -> Vec<&'a str> {
+    let mut systems: Vec<&str> = script.iter().map(String::as_str).collect();
+    for t in loaded {
+        if !systems.contains(&t.system.as_str()) {
+            systems.push(&t.system);
+        }
+    }
+    systems
+}
+
+/// The live part of the queue: counts per status, rows of `selected`.
+pub fn queue_rows(
+    status_counts: &[(Status, usize)],
+    selected: &[(Ticket, SlaState)],
+    clock: &Clock,
+) -> QueueRows {
     QueueRows {
-        counts: counts(all),
+        counts: counts(status_counts),
         rows: selected.iter().map(|(t, s)| row(t, s, clock)).collect(),
     }
 }
@@ -280,24 +309,18 @@ pub fn queue_rows(all: &[Ticket], selected: &[(Ticket, SlaState)], clock: &Clock
 pub fn queue_page(
     chrome: Chrome,
     filters: Filters,
-    systems: &[String],
+    systems: &[&str],
     logins: &[String],
-    all: &[Ticket],
+    status_counts: &[(Status, usize)],
     selected: &[(Ticket, SlaState)],
     clock: &Clock,
 ) -> QueuePage {
-    let rows = queue_rows(all, selected, clock);
+    let rows = queue_rows(status_counts, selected, clock);
     let mut status_opts: Vec<(&str, &str)> = vec![("open", "未完成"), ("all", "全部")];
     status_opts.extend(Status::ALL.iter().map(|s| (s.key(), s.label())));
-    let mut systems: Vec<&str> = systems.iter().map(String::as_str).collect();
-    for t in all {
-        if !systems.contains(&t.system.as_str()) {
-            systems.push(&t.system);
-        }
-    }
     QueuePage {
         status_options: options(status_opts, &filters.status),
-        systems: options(systems.into_iter().map(|s| (s, s)), &filters.system),
+        systems: options(systems.iter().map(|s| (*s, *s)), &filters.system),
         categories: options(
             Category::ALL.iter().map(|c| (c.key(), c.label())),
             &filters.category,
