@@ -1,10 +1,12 @@
 //! The FAQ knowledge base: entries from `kb/`, the search index, the FAQ-first decision and
 //! the query log. The only user of tantivy and jieba.
 //!
-//! - [`Kb`] owns the running index. [`Kb::reload_if_changed`] (called by one reloader task,
-//!   the index's only writer) re-reads `kb/`, builds a complete new index off to the side and
-//!   swaps it in with one pointer store: queries in flight finish on the old index, the next
-//!   query sees the new one, none is dropped.
+//! - [`Kb`] owns the running index. [`Kb::reload_if_changed`] (called by the reloader worker,
+//!   and by the console after it writes a file) re-reads `kb/`, builds a complete new index
+//!   off to the side under one lock, so rebuilds never interleave, and swaps it in with one
+//!   pointer store: queries in flight finish on the old index, the next query sees the new
+//!   one, none is dropped. jieba's dictionary is loaded again only when `dict.txt` or
+//!   `synonyms.txt` changed.
 //! - A file that fails to parse is reported (`path:line: message`) and its last good version
 //!   keeps serving; the other entries are unaffected. Drafts are never served.
 //! - [`decide`] turns ranked hits into the FAQ-first decision with the configured thresholds.
@@ -60,6 +62,54 @@ struct LoadState {
     /// Last good version of each file, by path: a file that turns invalid keeps serving it.
     last_good: HashMap<String, Entry>,
     errors: Vec<EntryError>,
+    /// The analyzer and the (dictionary, synonyms) it was built from: jieba loads its
+    /// dictionary once per change of `dict.txt`/`synonyms.txt`, not once per rebuild.
+    analyzer: Option<(String, String, Arc<text::Analyzer>)>,
+}
+
+impl LoadState {
+    fn analyzer(&mut self, dict: &str, synonyms: &str) -> Result<Arc<text::Analyzer>, Error> {
+        if let Some((d, s, a)) = &self.analyzer
+            && d == dict
+            && s == synonyms
+        {
+            return Ok(a.clone());
+        }
+        let a = text::Analyzer::new(text::Synonyms::parse(synonyms), dict)
+            .map_err(Error::Dictionary)?;
+        self.analyzer = Some((dict.to_owned(), synonyms.to_owned(), a.clone()));
+        Ok(a)
+    }
+
+    /// Read `dir` and build its index. A broken file keeps serving its last good version.
+    fn build(&mut self, dir: &Path) -> Result<(KbIndex, Reload), Error> {
+        let loaded = entry::load_dir(dir).map_err(|source| Error::Read {
+            path: dir.to_owned(),
+            source,
+        })?;
+        self.fingerprint = fingerprint(dir);
+        let mut entries = loaded.entries;
+        let mut ids: std::collections::HashSet<String> =
+            entries.iter().map(|e| e.id.clone()).collect();
+        for err in &loaded.errors {
+            if let Some(old) = self.last_good.get(&err.path)
+                && Path::new(&err.path).exists()
+                && ids.insert(old.id.clone())
+            {
+                entries.push(old.clone());
+            }
+        }
+        let analyzer = self.analyzer(&loaded.dict, &loaded.synonyms)?;
+        let index = KbIndex::build(&entries, analyzer)?;
+        let report = Reload {
+            served: index.len(),
+            drafts: entries.iter().filter(|e| e.draft).count(),
+            errors: loaded.errors.clone(),
+        };
+        self.last_good = entries.into_iter().map(|e| (e.path.clone(), e)).collect();
+        self.errors = loaded.errors;
+        Ok((index, report))
+    }
 }
 
 /// The knowledge base service.
@@ -84,12 +134,13 @@ fn fingerprint(dir: &Path) -> Vec<FileStamp> {
 impl Kb {
     /// Load `dir` and build the first index. Broken files are reported, not fatal.
     pub fn load(dir: &Path) -> Result<Kb, Error> {
+        let mut state = LoadState::default();
+        let (index, report) = state.build(dir)?;
         let kb = Kb {
             dir: dir.to_owned(),
-            current: RwLock::new(Arc::new(build(&[], "", "")?)),
-            state: Mutex::new(LoadState::default()),
+            current: RwLock::new(Arc::new(index)),
+            state: Mutex::new(state),
         };
-        let report = kb.rebuild()?;
         for e in &report.errors {
             tracing::error!("knowledge base entry rejected: {e}");
         }
@@ -127,34 +178,8 @@ impl Kb {
     }
 
     fn rebuild(&self) -> Result<Reload, Error> {
-        let loaded = entry::load_dir(&self.dir).map_err(|source| Error::Read {
-            path: self.dir.clone(),
-            source,
-        })?;
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.fingerprint = fingerprint(&self.dir);
-        let mut entries = loaded.entries;
-        let mut ids: std::collections::HashSet<String> =
-            entries.iter().map(|e| e.id.clone()).collect();
-        // A broken file keeps serving its last good version.
-        for err in &loaded.errors {
-            if let Some(old) = state.last_good.get(&err.path)
-                && Path::new(&err.path).exists()
-                && ids.insert(old.id.clone())
-            {
-                entries.push(old.clone());
-            }
-        }
-        let analyzer = text::Analyzer::new(text::Synonyms::parse(&loaded.synonyms), &loaded.dict)
-            .map_err(Error::Dictionary)?;
-        let index = KbIndex::build(&entries, analyzer)?;
-        let report = Reload {
-            served: index.len(),
-            drafts: entries.iter().filter(|e| e.draft).count(),
-            errors: loaded.errors.clone(),
-        };
-        state.last_good = entries.into_iter().map(|e| (e.path.clone(), e)).collect();
-        state.errors = loaded.errors;
+        let (index, report) = state.build(&self.dir)?;
         drop(state);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
         Ok(report)
