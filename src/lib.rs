@@ -8,14 +8,15 @@
 //!
 //! Each module uses only those in its own row or above it (the `layout` test below checks
 //! every `crate::` path against this table); heavy crates stay in one module each: sled in
-//! `store`, reqwest in `wecom::client`, tantivy and jieba in `kb`, argon2 in `accounts`, axum
-//! in `http`, `sim` and `app`.
+//! `store`, reqwest in `wecom::client` (and the simulator's own callback poster: it stands in
+//! for WeCom's servers), tantivy and jieba in `kb`, argon2 in `accounts`, axum in `http`,
+//! `sim` and `app`.
 //!
 //! | module | owns |
 //! |---|---|
 //! | [`util`], [`ident`], [`shutdown`], [`telemetry`] | leaves: helpers (random, clock, hex, constant-time compare, [`util::Secret`]); customer identifiers and PII masking; shutdown signal, worker shape and supervisor; logging |
 //! | [`store`] | the only sled user: typed trees, transactions, group-commit durability, media files |
-//! | [`wecom`] | protocol types, XML/JSON parsing, `crypto` (WXBizMsgCrypt), `client` (the only reqwest user) |
+//! | [`wecom`] | protocol types, XML/JSON parsing, `crypto` (WXBizMsgCrypt), `client` (the gateway's only reqwest user) |
 //! | [`config`] | `config.toml` + `HELPDESK__…` overrides → validated [`config::Config`] |
 //! | [`inbox`] | durable, deduplicated queue of verified inbound messages |
 //! | [`outbox`] | durable queue of outbound messages and its delivery worker |

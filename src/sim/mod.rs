@@ -18,6 +18,7 @@
 
 mod api;
 mod page;
+mod poster;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -27,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::{Config, Secret};
-use crate::wecom::client::CallbackPoster;
 use crate::wecom::{self, Channel, ChatType, Content, Event, Inbound, MediaRef, MsgCrypt};
+use poster::CallbackPoster;
 
 pub use api::{mount, router};
 
@@ -272,7 +273,7 @@ impl Sim {
                     + (crate::util::unix_millis() as u64 % 1_000_000_000) * 1000,
                 ..State::default()
             }),
-            poster: CallbackPoster::new(CALLBACK_TIMEOUT)?,
+            poster: CallbackPoster::new(CALLBACK_TIMEOUT).map_err(std::io::Error::other)?,
             changed: tokio::sync::Notify::new(),
         }))
     }

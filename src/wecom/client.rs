@@ -1,5 +1,5 @@
 //! The WeCom server API client: the only place that speaks HTTP to WeCom (and the only user of
-//! reqwest in the crate).
+//! reqwest in the gateway; the simulator posts its callbacks with its own).
 //!
 //! - `access_token` is cached for the app and refreshed **single-flight**: concurrent callers
 //!   that find no valid token wait on one `gettoken` instead of stampeding (WeCom throttles
@@ -499,59 +499,4 @@ fn check_errcode(v: Value) -> Result<Value, ClientError> {
         return Err(ClientError::Api { code, message });
     }
     Ok(v)
-}
-
-/// A plain HTTP poster for the simulator's callbacks (kept here: reqwest lives in this file).
-#[derive(Debug, Clone)]
-pub struct CallbackPoster {
-    http: reqwest::Client,
-}
-
-/// What a callback POST got back.
-#[derive(Debug, Clone)]
-pub struct CallbackAnswer {
-    pub status: u16,
-    pub body: String,
-}
-
-impl CallbackPoster {
-    pub fn new(timeout: Duration) -> Result<CallbackPoster, ClientError> {
-        Ok(CallbackPoster {
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .map_err(ClientError::from_reqwest)?,
-        })
-    }
-
-    pub async fn post(
-        &self,
-        url: &str,
-        content_type: &str,
-        body: String,
-    ) -> Result<CallbackAnswer, ClientError> {
-        let resp = self
-            .http
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(body)
-            .send()
-            .await
-            .map_err(ClientError::from_reqwest)?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(ClientError::from_reqwest)?;
-        Ok(CallbackAnswer { status, body })
-    }
-
-    pub async fn get(&self, url: &str) -> Result<CallbackAnswer, ClientError> {
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(ClientError::from_reqwest)?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(ClientError::from_reqwest)?;
-        Ok(CallbackAnswer { status, body })
-    }
 }

@@ -8,7 +8,7 @@
 //! | self-built app | [`app::parse`] | CorpID | always single (apps are not in groups) |
 //! | 智能机器人 (AI bot) | [`bot::parse`] | `""` | single or group (@-mentions only) |
 //!
-//! Depends on `config` only; `client` is the one place that uses reqwest.
+//! Depends on `util` only; `client` is the one place of the gateway that uses reqwest.
 
 pub mod app;
 pub mod bot;
