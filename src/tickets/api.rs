@@ -1,0 +1,172 @@
+//! The ticket service API of the console: one call, one transaction each (the conversation
+//! engine uses the `*_in` functions inside its own transaction instead).
+
+use super::{
+    Actor, Category, EventKind, Priority, Status, Ticket, TicketError, Tickets, validate_text,
+};
+use super::{notify, sla};
+use crate::store::{Abort, Tx, TxError, abort};
+use crate::wecom::outbound::{Destination, Message};
+
+impl Tickets {
+    #[tracing::instrument(name = "ticket_op", skip_all, fields(ticket = id))]
+    fn run<R>(
+        &self,
+        id: u64,
+        f: impl Fn(&Tx<'_>) -> Result<R, Abort<TicketError>>,
+    ) -> Result<R, TicketError> {
+        let r = self
+            .store
+            .transaction(&self.trees(), f)
+            .map_err(|e| match e {
+                TxError::Abort(e) => e,
+                TxError::Store(e) => TicketError::from(e),
+            })?;
+        self.changed(id);
+        Ok(r)
+    }
+
+    fn id_of(&self, number: &str) -> Result<u64, TicketError> {
+        Ok(self.by_number(number)?.ok_or(TicketError::NotFound)?.id)
+    }
+
+    pub fn reply(
+        &self,
+        number: &str,
+        handler: &str,
+        text: &str,
+    ) -> Result<(Ticket, Vec<u64>), TicketError> {
+        let id = self.id_of(number)?;
+        let now = crate::util::unix_millis();
+        self.run(id, |tx| self.reply_in(tx, id, handler, text, now))
+    }
+
+    /// An internal note (never pushed to the agent; allowed on closed tickets).
+    pub fn note(&self, number: &str, handler: &str, text: &str) -> Result<Ticket, TicketError> {
+        let text = validate_text(text)?;
+        self.handler_edit(number, handler, false, EventKind::Note { text }, |_| {})
+    }
+
+    pub fn change_status(
+        &self,
+        number: &str,
+        handler: &str,
+        to: Status,
+        reason: &str,
+    ) -> Result<Ticket, TicketError> {
+        let id = self.id_of(number)?;
+        let now = crate::util::unix_millis();
+        let actor = Actor::Handler(handler.to_owned());
+        self.run(id, |tx| {
+            self.change_status_in(tx, id, &actor, to, reason, now)
+        })
+    }
+
+    /// Assign to `assignee` (a console user) or unassign with `None`.
+    pub fn assign(
+        &self,
+        number: &str,
+        handler: &str,
+        assignee: Option<&str>,
+    ) -> Result<Ticket, TicketError> {
+        let to = assignee
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned);
+        let event = EventKind::Assigned { to: to.clone() };
+        self.handler_edit(number, handler, true, event, |t| t.assignee = to.clone())
+    }
+
+    /// Set the category (allowed on closed tickets, so reports can be corrected).
+    pub fn set_category(
+        &self,
+        number: &str,
+        handler: &str,
+        category: Category,
+    ) -> Result<Ticket, TicketError> {
+        let event = EventKind::CategorySet { category };
+        self.handler_edit(number, handler, false, event, |t| {
+            t.category = Some(category)
+        })
+    }
+
+    pub fn set_priority(
+        &self,
+        number: &str,
+        handler: &str,
+        priority: Priority,
+    ) -> Result<Ticket, TicketError> {
+        let event = EventKind::PrioritySet { priority };
+        self.handler_edit(number, handler, true, event, |t| t.priority = priority)
+    }
+
+    /// A handler's edit of a ticket that leaves its status alone: apply `edit` and record
+    /// `event`, in one transaction. With `open_only`, closed tickets are refused.
+    fn handler_edit(
+        &self,
+        number: &str,
+        handler: &str,
+        open_only: bool,
+        event: EventKind,
+        edit: impl Fn(&mut Ticket),
+    ) -> Result<Ticket, TicketError> {
+        let id = self.id_of(number)?;
+        let now = crate::util::unix_millis();
+        let actor = Actor::Handler(handler.to_owned());
+        self.run(id, |tx| {
+            let mut t = self.load_in::<TicketError>(tx, id)?;
+            if open_only && t.status == Status::Closed {
+                return Err(abort(TicketError::Closed));
+            }
+            edit(&mut t);
+            t.updated_at = now;
+            self.put_in(tx, Some(t.status), &t)?;
+            self.event_in(tx, id, now, actor.clone(), event.clone())?;
+            Ok(t)
+        })
+    }
+
+    /// Announce, once each, the SLA clocks that ran over; returns how many were announced.
+    pub fn announce_overdue(
+        &self,
+        cfg: &crate::config::SlaConfig,
+        now: i64,
+    ) -> Result<usize, TicketError> {
+        let mut announced = 0;
+        for status in [Status::New, Status::InProgress, Status::NeedInfo] {
+            for t in self.with_status(status)? {
+                let state = sla::state(&t, cfg, now);
+                for (kind, clock, label) in [
+                    ("first_response", state.first_response, "首次响应"),
+                    ("resolution", state.resolution, "解决"),
+                ] {
+                    if !clock.is_overdue() || t.sla_alerts.iter().any(|k| k == kind) {
+                        continue;
+                    }
+                    let link = self.link(&t.number);
+                    let done = self.run(t.id, |tx| {
+                        let mut cur = self.load_in::<TicketError>(tx, t.id)?;
+                        if cur.sla_alerts.iter().any(|k| k == kind) {
+                            return Ok(false);
+                        }
+                        cur.sla_alerts.push(kind.to_owned());
+                        self.put_in(tx, Some(cur.status), &cur)?;
+                        self.outbox.stage(
+                            tx,
+                            &Destination::Robot,
+                            Message::Markdown {
+                                content: notify::robot_overdue(&cur, label, &clock.label(), &link),
+                            },
+                            &format!("ticket/{}", cur.number),
+                        )?;
+                        Ok(true)
+                    })?;
+                    if done {
+                        announced += 1;
+                    }
+                }
+            }
+        }
+        Ok(announced)
+    }
+}
