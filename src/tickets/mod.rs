@@ -19,6 +19,7 @@
 mod api;
 mod model;
 pub mod notify;
+pub mod query;
 pub mod sla;
 pub mod state;
 
