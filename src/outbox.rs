@@ -10,7 +10,7 @@
 //! - `outbox_done`: `u64 job id` → [`Delivered`], recent deliveries, so the console can show
 //!   "sent" for a reply. Swept after a week.
 //!
-//! Delivery rules (DESIGN.md §3 rule 4):
+//! Delivery rules (at-least-once outbound):
 //! - **Order per lane.** A lane is a member (all messages to one member) or the robot; only
 //!   the oldest job of a lane is ever in flight, and a later job waits while an earlier one
 //!   backs off. Long text was split at staging time into consecutive jobs, so parts arrive

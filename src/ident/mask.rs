@@ -1,4 +1,4 @@
-//! PII masking (DESIGN.md §3 rule 5): 身份证, 手机号 and bank-card numbers are masked wherever
+//! PII masking (a rule that never bends): 身份证, 手机号 and bank-card numbers are masked wherever
 //! they leave the ticket — group chats, robot notices, logs, exports. Only the ticket page of
 //! the console shows them whole.
 //!

@@ -2,7 +2,7 @@
 //! A person picks a member, a chat (1:1 with the app, 1:1 with the AI bot, the group where
 //! the bot is @-mentioned, or the read-only handler group) and talks like an agent would.
 
-pub const PAGE: &str = r##"<!doctype html>
+pub(super) const PAGE: &str = r##"<!doctype html>
 <html lang="zh-CN">
 <head>
 <meta charset="utf-8">

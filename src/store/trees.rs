@@ -19,7 +19,7 @@ pub struct TreeDef {
 macro_rules! trees {
     ($($id:ident = $name:literal, $owner:literal, $key:literal => $value:literal;)*) => {
         $(
-            #[doc = concat!("`", $name, "` (", $owner, "): ", $key, " → ", $value)]
+            #[doc = concat!("`", $name, "` (", $owner, "): `", $key, "` → `", $value, "`")]
             pub const $id: TreeDef = TreeDef {
                 name: $name,
                 owner: $owner,
@@ -33,8 +33,8 @@ macro_rules! trees {
 }
 
 trees! {
-    META = "meta", "store", "String key (`schema_version`)" => "u64";
-    INBOX = "inbox", "inbox", "String dedupe key (`app/<MsgId>`)" => "inbox::Entry (the message while unprocessed)";
+    META = "meta", "store", "String key (schema_version)" => "u64";
+    INBOX = "inbox", "inbox", "String dedupe key (app/MsgId)" => "inbox::Entry (the message while unprocessed)";
     INBOX_DEAD = "inbox_dead", "inbox", "u64 seq" => "inbox::InboxItem that failed repeatedly";
     OUTBOX = "outbox", "outbox", "(String lane, u64 job id)" => "outbox::Job, pending or in flight";
     OUTBOX_LANE = "outbox_lane", "outbox", "u64 job id" => "String lane";
@@ -42,12 +42,12 @@ trees! {
     OUTBOX_DONE = "outbox_done", "outbox", "u64 job id" => "outbox::Delivered (swept after a week)";
     FAQ_LOG = "faq_log", "kb::log", "u64 id" => "kb::log::QueryLog (identifiers masked)";
     TICKETS = "tickets", "tickets", "u64 id" => "tickets::Ticket";
-    TICKET_NUMBERS = "ticket_numbers", "tickets", "String number (`IT20261121-0042`)" => "u64 id";
+    TICKET_NUMBERS = "ticket_numbers", "tickets", "String number (IT20261121-0042)" => "u64 id";
     TICKET_EVENTS = "ticket_events", "tickets", "(u64 id, u64 seq)" => "tickets::TicketEvent, the thread in order";
     TICKETS_BY_REPORTER = "tickets_by_reporter", "tickets", "(String userid, u64 id)" => "()";
     TICKETS_BY_STATUS = "tickets_by_status", "tickets", "(String status key, u64 id)" => "()";
-    COUNTERS = "counters", "tickets", "String (`ticket/20261121`)" => "u64, the daily ticket counter";
-    MEMBERS = "members", "tickets", "String userid" => "tickets::MemberInfo, names from `user/get`";
+    COUNTERS = "counters", "tickets", "String (ticket/20261121)" => "u64, the daily ticket counter";
+    MEMBERS = "members", "tickets", "String userid" => "tickets::MemberInfo, names from user/get";
     SESSIONS = "sessions", "conversation::session", "(String member, String chat key)" => "conversation::session::Session";
     MEMBER_DIALOGS = "member_dialogs", "conversation::session", "String member" => "Vec<String> chat keys with a dialog running";
     CONSOLE_USERS = "console_users", "accounts", "String login" => "accounts::User (argon2id hash, role)";

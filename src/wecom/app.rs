@@ -1,4 +1,5 @@
-//! Self-built app callbacks: the XML envelope and the decrypted message XML (PROTOCOL.md §1–2).
+//! Self-built app callbacks: the XML envelope and the decrypted message XML (WeCom's
+//! 接收消息 callback format).
 //!
 //! Messages are identified by `MsgId`; events have none, so their identity is a composite of
 //! sender, time and every field that tells two same-second events apart (Event, EventKey,

@@ -1,5 +1,5 @@
 //! 智能机器人 (AI bot) callbacks: the JSON envelope `{"encrypt": …}` and the decrypted message
-//! JSON (PROTOCOL.md §5). Every callback carries `msgid`, the dedupe identity.
+//! JSON (WeCom's 智能机器人 callback format). Every callback carries `msgid`, the dedupe identity.
 //!
 //! Group text arrives with the "@BotName " prefix; it is stripped here so that commands read
 //! the same in groups and one-to-one chats.

@@ -1,4 +1,4 @@
-//! WXBizMsgCrypt: the signature and AES scheme of WeCom callbacks (PROTOCOL.md §1.4–1.6).
+//! WXBizMsgCrypt: the signature and AES scheme of WeCom callbacks (its 加解密方案).
 //!
 //! - signature = lower-hex SHA1 of the byte-wise sorted concatenation of
 //!   (token, timestamp, nonce, ciphertext), compared in constant time;

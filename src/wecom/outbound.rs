@@ -1,6 +1,6 @@
 //! What we send to WeCom: message bodies, their destinations and the byte limits.
 //!
-//! Limits (PROTOCOL.md §6): app `text`/`markdown` 2048 bytes, robot `text` 2048 and `markdown`
+//! Limits (as WeCom documents them): app `text`/`markdown` 2048 bytes, robot `text` 2048 and `markdown`
 //! 4096 bytes; longer text is split on UTF-8 boundaries (preferring line breaks) into parts
 //! that are sent in order. AI-bot `response_url` replies take markdown up to 20480 bytes.
 

@@ -4,7 +4,7 @@
 //! - a `<!DOCTYPE …>` (and with it any entity declaration) is refused outright, and only the
 //!   five predefined entities and numeric character references are resolved — nothing is
 //!   ever expanded from a DTD;
-//! - nesting deeper than [`MAX_DEPTH`] and more than [`MAX_FIELDS`] fields are refused;
+//! - nesting deeper than `MAX_DEPTH` and more than `MAX_FIELDS` fields are refused;
 //! - every leaf becomes a `(path, text)` pair, the path joined with `/` below the root
 //!   (`SelectedItems/SelectedItem/QuestionKey`), in document order, repeated paths kept.
 //!

@@ -79,7 +79,8 @@ fn all_fourteen_vectors_pass() {
 
 #[test]
 fn keys_that_strict_base64_rejects_still_decode() {
-    // 13 of the 14 keys carry non-zero trailing bits (STACK.md §7.1).
+    // 13 of the 14 keys carry non-zero trailing bits in their last base64 character, which a
+    // strict decoder refuses; WeCom's own libraries decode them.
     for v in vectors() {
         assert!(
             crypto::decode_aes_key(s(&v, "encoding_aes_key")).is_ok(),

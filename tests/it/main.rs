@@ -1,6 +1,9 @@
 //! The one integration-test binary: end-to-end tests over real HTTP, with the built-in WeCom
 //! simulator (or a standalone one) standing in for WeCom.
 
+// Helpers are `pub` so every test module can use them; nothing here is a public API.
+#![allow(unreachable_pub)]
+
 mod browser;
 mod cli;
 mod common;
