@@ -118,6 +118,21 @@ impl TestApp {
         &self.services().tickets
     }
 
+    /// Wait until the desk is quiescent: every stored message processed and at most
+    /// `waiting` outbound jobs left (0: everything delivered or dead-lettered). Nothing more
+    /// happens on its own after that, so "exactly once" can be judged.
+    pub async fn settled(&self, waiting: usize) {
+        let s = self.services();
+        for _ in 0..400 {
+            let jobs = s.outbox.pending().expect("outbox").len();
+            if s.inbox.pending_count() == 0 && jobs <= waiting {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the desk did not settle");
+    }
+
     /// Stop the gateway and give back its data directory.
     pub async fn stop(mut self) -> tempfile::TempDir {
         self.trigger.trigger();

@@ -24,8 +24,38 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn_gateway(data_dir: &std::path::Path, port: u16, api_base: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_wecom-helpdesk"))
+/// The gateway binary as a child process, killed when dropped (a failing assertion must not
+/// leave it running and holding the data directory).
+struct Gateway(Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Gateway {
+    fn kill(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reaped");
+    }
+
+    /// SIGTERM, and wait for the graceful stop (workers joined, store flushed).
+    fn stop(&mut self) {
+        let pid = self.0.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "SIGTERM");
+        let status = self.0.wait().expect("reaped");
+        assert!(
+            status.success(),
+            "the gateway stops cleanly on SIGTERM: {status}"
+        );
+    }
+}
+
+fn spawn_gateway(data_dir: &std::path::Path, port: u16, api_base: &str) -> Gateway {
+    let child = Command::new(env!("CARGO_BIN_EXE_wecom-helpdesk"))
         .current_dir(repo_root())
         .env("HELPDESK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("HELPDESK__STORAGE__DATA_DIR", data_dir)
@@ -36,7 +66,8 @@ fn spawn_gateway(data_dir: &std::path::Path, port: u16, api_base: &str) -> Child
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("spawn the gateway binary")
+        .expect("spawn the gateway binary");
+    Gateway(child)
 }
 
 async fn wait_healthy(port: u16) {
@@ -108,8 +139,7 @@ async fn sigkill_after_ack_loses_nothing_and_duplicates_nothing() {
     }
     assert_eq!(acked, MEMBERS);
     // Kill at once: processing and delivery are typically still under way.
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
+    child.kill();
     let before = replies_per_member(&sim);
 
     let mut child = spawn_gateway(data.path(), port, &sim_base);
@@ -122,11 +152,22 @@ async fn sigkill_after_ack_loses_nothing_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         counts = replies_per_member(&sim);
     }
-    // Give any duplicate a chance to show up before judging.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Judge only a quiescent desk: stop gracefully, then nothing may be left to process or
+    // to send (a duplicate waiting in the outbox would otherwise go unseen).
+    child.stop();
     counts = replies_per_member(&sim);
-    child.kill().expect("stop");
-    child.wait().expect("reaped");
+    let store = wecom_helpdesk::store::Store::open(data.path(), 8 << 20).expect("reopen");
+    let inbox = wecom_helpdesk::inbox::Inbox::open(&store).expect("inbox");
+    let outbox = wecom_helpdesk::outbox::Outbox::open(&store).expect("outbox");
+    assert_eq!(
+        inbox.pending_count(),
+        0,
+        "every acknowledged message processed"
+    );
+    assert!(
+        outbox.pending().expect("outbox").is_empty(),
+        "nothing left to send"
+    );
     assert!(
         counts.iter().all(|&c| c == 1),
         "every acknowledged message answered exactly once; before the kill {before:?}, after restart {counts:?}"

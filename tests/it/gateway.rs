@@ -1,8 +1,6 @@
 //! The gateway end to end over real HTTP: callbacks in through the simulator (or crafted by
 //! hand for bad input), replies out through the simulator's server API.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use wecom_helpdesk::wecom::{self, MsgCrypt};
 
@@ -125,7 +123,7 @@ async fn retried_callbacks_are_processed_once() {
         assert_eq!(text, "", "acknowledged with an empty body");
     }
     sim.wait_text("app:zhaoliu", "zhaoliu", 0, "事件助手").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.settled(0).await;
     assert_eq!(sends_to(&sim.calls().await, "zhaoliu"), 1);
     assert_eq!(sim.replies("app:zhaoliu", "zhaoliu", 0).await.len(), 1);
 }
@@ -261,7 +259,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     sim.send(&format!("app:{user}"), user, "帮助").await;
     sim.wait_text(&format!("app:{user}"), user, 0, "事件助手")
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.settled(0).await;
     assert_eq!(sends_to(&sim.calls().await, user), 1);
 }
 
@@ -333,7 +331,9 @@ async fn member_rate_limit_queues_instead_of_dropping() {
     }
     sim.wait_replies("app:zhaoliu", "zhaoliu", 0, |r| r.len() >= 5)
         .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Settled with the three over budget still queued for the next window.
+    app.settled(3).await;
+    assert_eq!(app.services().outbox.pending().expect("outbox").len(), 3);
     let replies = sim.replies("app:zhaoliu", "zhaoliu", 0).await;
     assert_eq!(replies.len(), 5, "the sixth waits for the window");
     assert!(replies.iter().all(|m| m["dropped"] == false));

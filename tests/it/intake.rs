@@ -390,7 +390,7 @@ async fn a_retried_callback_does_not_advance_a_step_twice() {
         assert_eq!(r.status(), 200);
     }
     sim.wait_text(chat, "lisi", seq, "第2步").await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.settled(0).await;
     let after = super::common::texts(&sim.replies(chat, "lisi", seq).await);
     assert_eq!(
         after.iter().filter(|t| t.contains("第2步")).count(),
