@@ -12,6 +12,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::Sim;
 use super::hooks::{
     api_calls, api_card, api_event, api_expire_tokens, api_faults, api_messages, api_send,
     api_state, api_upload, api_verify, page,
@@ -20,7 +21,6 @@ use super::server_api::{
     aibot_response, gettoken, media_aibot, media_get, media_upload, media_view, message_send,
     update_card, user_get, webhook_send,
 };
-use super::{ChatMessage, Sim};
 
 pub(super) const MEDIA_TTL: Duration = Duration::from_secs(3 * 24 * 3600);
 pub(super) const BOT_MEDIA_TTL: Duration = Duration::from_secs(5 * 60);
@@ -116,22 +116,4 @@ pub(super) fn over_limit(q: &mut std::collections::VecDeque<Instant>, limit: usi
     }
     q.push_back(now);
     false
-}
-
-pub(super) fn blank(chat: String, from: &str, kind: &str, text: String) -> ChatMessage {
-    ChatMessage {
-        seq: 0,
-        chat,
-        from: from.to_owned(),
-        kind: kind.to_owned(),
-        text,
-        images: Vec::new(),
-        card: None,
-        at_ms: crate::util::unix_millis(),
-        delivery: String::new(),
-        dropped: false,
-        truncated: false,
-        response_code: String::new(),
-        replaced: None,
-    }
 }

@@ -85,27 +85,20 @@ impl Sim {
         }
 
         // Show the member's message in the chat first, as the phone would.
+        let kind = match (images.is_empty(), text.is_some()) {
+            (true, _) => "text",
+            (false, true) => "mixed",
+            (false, false) => "image",
+        };
         let seq = self.push_message(ChatMessage {
-            seq: 0,
-            chat: chat.to_string(),
-            from: from.to_owned(),
-            kind: if images.is_empty() {
-                "text"
-            } else if text.is_some() {
-                "mixed"
-            } else {
-                "image"
-            }
-            .to_owned(),
-            text: text.unwrap_or_default().to_owned(),
             images: view_urls,
-            card: None,
-            at_ms: crate::util::unix_millis(),
             delivery: "发送中".into(),
-            dropped: false,
-            truncated: false,
-            response_code: String::new(),
-            replaced: None,
+            ..ChatMessage::blank(
+                chat.to_string(),
+                from,
+                kind,
+                text.unwrap_or_default().to_owned(),
+            )
         });
 
         let mut last = None;
@@ -148,20 +141,10 @@ impl Sim {
             return Err("a member can only write in their own one-to-one chat".into());
         }
         let id = self.store_media(file);
+        let text = format!("[文件 {} 字节]", file.bytes.len());
         let seq = self.push_message(ChatMessage {
-            seq: 0,
-            chat: chat.to_string(),
-            from: from.to_owned(),
-            kind: "file".into(),
-            text: format!("[文件 {} 字节]", file.bytes.len()),
-            images: Vec::new(),
-            card: None,
-            at_ms: crate::util::unix_millis(),
             delivery: "发送中".into(),
-            dropped: false,
-            truncated: false,
-            response_code: String::new(),
-            replaced: None,
+            ..ChatMessage::blank(chat.to_string(), from, "file", text)
         });
         let inbound = Inbound {
             channel: Channel::Bot,
@@ -359,21 +342,7 @@ impl Sim {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        self.push_message(ChatMessage {
-            seq: 0,
-            chat: chat.to_string(),
-            from: "bot".into(),
-            kind: "text".into(),
-            text,
-            images: Vec::new(),
-            card: None,
-            at_ms: crate::util::unix_millis(),
-            delivery: String::new(),
-            dropped: false,
-            truncated: false,
-            response_code: String::new(),
-            replaced: None,
-        });
+        self.push_message(ChatMessage::blank(chat.to_string(), "bot", "text", text));
     }
 
     fn set_delivery(&self, seq: u64, outcome: &CallbackOutcome) {

@@ -172,6 +172,27 @@ pub struct ChatMessage {
     pub replaced: Option<String>,
 }
 
+impl ChatMessage {
+    /// A message with nothing but its chat, sender, kind and text set.
+    pub(super) fn blank(chat: String, from: &str, kind: &str, text: String) -> ChatMessage {
+        ChatMessage {
+            seq: 0,
+            chat,
+            from: from.to_owned(),
+            kind: kind.to_owned(),
+            text,
+            images: Vec::new(),
+            card: None,
+            at_ms: crate::util::unix_millis(),
+            delivery: String::new(),
+            dropped: false,
+            truncated: false,
+            response_code: String::new(),
+            replaced: None,
+        }
+    }
+}
+
 /// One request to the fake server API.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ApiCall {

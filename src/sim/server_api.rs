@@ -10,11 +10,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{ChatId, StoredMedia, Upload};
+use super::{ChatId, ChatMessage, StoredMedia, Upload};
 use crate::wecom::outbound::{APP_TEXT_LIMIT, ROBOT_MARKDOWN_LIMIT, ROBOT_TEXT_LIMIT};
 
 use super::api::{
-    BOT_MEDIA_TTL, MEDIA_TTL, MEMBER_PER_MINUTE, RESPONSE_URL_TTL, ROBOT_PER_MINUTE, Shared, blank,
+    BOT_MEDIA_TTL, MEDIA_TTL, MEMBER_PER_MINUTE, RESPONSE_URL_TTL, ROBOT_PER_MINUTE, Shared,
     check_token, err, ok, over_limit, truncate_bytes,
 };
 
@@ -193,7 +193,7 @@ pub(super) async fn message_send(
             over_limit(q, MEMBER_PER_MINUTE)
         };
         dropped_any |= dropped;
-        let mut m = blank(
+        let mut m = ChatMessage::blank(
             ChatId::App((*user).to_owned()).to_string(),
             "app",
             kind,
@@ -438,7 +438,7 @@ pub(super) async fn webhook_send(
         sim.record_call(EP, 44004, req, false);
         return err(44004, "empty content");
     }
-    let mut m = blank("robot".into(), "robot", msgtype, text);
+    let mut m = ChatMessage::blank("robot".into(), "robot", msgtype, text);
     m.truncated = truncated;
     m.card = card;
     sim.push_message(m);
@@ -510,7 +510,7 @@ pub(super) async fn aibot_response(
             return err(40008, "invalid message type");
         }
     };
-    let mut m = blank(chat.to_string(), "bot", msgtype, text);
+    let mut m = ChatMessage::blank(chat.to_string(), "bot", msgtype, text);
     m.card = card;
     sim.push_message(m);
     sim.record_call(EP, 0, req, false);

@@ -243,6 +243,24 @@ impl Tickets {
         })
     }
 
+    /// Stage a notice about `t` to the handler group: `notice(ticket, console link)`.
+    fn notify_handlers_in<E>(
+        &self,
+        tx: &Tx<'_>,
+        t: &Ticket,
+        notice: fn(&Ticket, &str) -> String,
+    ) -> Result<(), Abort<E>> {
+        let content = notice(t, &self.link(&t.number));
+        let origin = format!("ticket/{}", t.number);
+        self.outbox.stage(
+            tx,
+            &Destination::Robot,
+            Message::Markdown { content },
+            &origin,
+        )?;
+        Ok(())
+    }
+
     // --- writes inside a caller's transaction ----------------------------------------------
 
     fn put_in<E>(&self, tx: &Tx<'_>, old: Option<Status>, t: &Ticket) -> Result<(), Abort<E>> {
@@ -314,15 +332,7 @@ impl Tickets {
             Actor::Reporter(t.reporter.clone()),
             EventKind::Created,
         )?;
-        let origin = format!("ticket/{number}");
-        self.outbox.stage(
-            tx,
-            &Destination::Robot,
-            Message::Markdown {
-                content: notify::robot_new(&t, &self.link(&number)),
-            },
-            &origin,
-        )?;
+        self.notify_handlers_in(tx, &t, notify::robot_new)?;
         Ok(t)
     }
 
@@ -515,14 +525,7 @@ impl Tickets {
         t.updated_at = now;
         self.put_in(tx, Some(t.status), &t)?;
         if was_waiting {
-            self.outbox.stage(
-                tx,
-                &Destination::Robot,
-                Message::Markdown {
-                    content: notify::robot_supplemented(&t, &self.link(&t.number)),
-                },
-                &format!("ticket/{}", t.number),
-            )?;
+            self.notify_handlers_in(tx, &t, notify::robot_supplemented)?;
         }
         Ok(t)
     }
@@ -571,14 +574,7 @@ impl Tickets {
         )?;
         let t = self.change_status_in::<E>(tx, id, &actor, to, reason, now)?;
         if !solved {
-            self.outbox.stage(
-                tx,
-                &Destination::Robot,
-                Message::Markdown {
-                    content: notify::robot_reopened(&t, &self.link(&t.number)),
-                },
-                &format!("ticket/{}", t.number),
-            )?;
+            self.notify_handlers_in(tx, &t, notify::robot_reopened)?;
         }
         Ok(t)
     }
