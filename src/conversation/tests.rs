@@ -364,3 +364,48 @@ async fn a_message_whose_tickets_cannot_be_read_is_retried_then_dead_lettered_un
         "the agent was told nothing false"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_intake_files_the_ticket_inside_the_engines_transaction() {
+    // Runs every write of filing (ticket, number, counter, indexes, event, notices, session)
+    // through `Engine::commit`, so a tree missing from `Engine::trees` fails here.
+    let mut desk = Desk::new();
+    for (text, expect) in [
+        ("提单", "第1步"),
+        ("13812345678", "第2步"),
+        ("2", "第3步"),
+        ("今天上午九点委托买入一直显示废单", "第4步"),
+    ] {
+        let replies = desk.say(text).await;
+        assert!(
+            replies.iter().any(|r| r.contains(expect)),
+            "{text}: {replies:?}"
+        );
+    }
+    let image = desk.inbound(Content::Image {
+        media: MediaRef::MediaId {
+            media_id: "m1".into(),
+            pic_url: String::new(),
+        },
+    });
+    let prep = Prepared {
+        images: vec![Ok("ab".repeat(32))],
+        ..Prepared::default()
+    };
+    desk.apply(image, prep).await;
+    let replies = desk.say("完成").await;
+    assert!(replies.iter().any(|r| r.contains("请核对")), "{replies:?}");
+    let replies = desk.say("提交").await;
+    let tickets = desk.engine.tickets.of_reporter(MEMBER).expect("tickets");
+    assert_eq!(tickets.len(), 1);
+    let t = &tickets[0];
+    assert_eq!(t.system, "交易");
+    assert_eq!(t.screenshots, vec!["ab".repeat(32)]);
+    assert!(replies.iter().any(|r| r.contains(&t.number)), "{replies:?}");
+    assert!(desk.session().dialog.is_none());
+    let robot = desk.engine.outbox.pending().expect("outbox");
+    assert!(
+        robot.iter().any(|j| j.dest.lane() == "robot"),
+        "the handlers are told"
+    );
+}

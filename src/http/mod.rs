@@ -9,18 +9,17 @@ pub mod console;
 pub mod error;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, State};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 use crate::accounts::Accounts;
@@ -54,14 +53,10 @@ pub struct AppState {
     pub shutdown: Shutdown,
 }
 
-/// How long a handler may take to produce its response head (SSE streams run longer: their
-/// body is not timed).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Routes of the gateway and the console, with the request layers: a request id (taken from
 /// `x-request-id` or made, and echoed), a span per request with the matched route and the
-/// id, the error log ([`error::log_errors`]) and a timeout. (The simulator is merged in by
-/// `app` outside these layers.)
+/// id, and the error log ([`error::log_errors`]). The console adds a timeout of its own.
+/// (The simulator is merged in by `app` outside these layers.)
 pub fn router(state: AppState) -> Router {
     let limit = state.cfg.server.max_body_bytes;
     let callbacks = Router::new()
@@ -83,7 +78,7 @@ pub fn router(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(
                     HeaderName::from_static(error::REQUEST_ID),
-                    MakeRequestUuid,
+                    RequestIds::new(),
                 ))
                 .layer(
                     TraceLayer::new_for_http()
@@ -94,12 +89,33 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(HeaderName::from_static(
                     error::REQUEST_ID,
                 )))
-                .layer(axum::middleware::from_fn(error::log_errors))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    REQUEST_TIMEOUT,
-                )),
+                .layer(axum::middleware::from_fn(error::log_errors)),
         )
+}
+
+/// Request ids: a random prefix per process and a counter, `3f9c2a71-1a2b`. Unique enough to
+/// find a log line, and free of a system call per request (the callback path is hot).
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        RequestIds {
+            prefix: crate::util::random_hex(4).into(),
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{n:x}", self.prefix);
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
 }
 
 /// The span every request runs in: method, matched route (never the raw URI, which may

@@ -1,6 +1,9 @@
 //! Pure evaluation of an intake dialog: given a flow, the dialog state and one input, the new
 //! state, the replies and what to do next. No I/O, no clock, no logging; the caller has
 //! already downloaded and stored any images (they arrive as content hashes).
+//!
+//! (About 600 lines of code and 200 of tests: one state machine, kept in one file so its
+//! steps read together.)
 
 use serde::{Deserialize, Serialize};
 
