@@ -513,9 +513,12 @@ async fn deliver(client: &Client, job: &Job, now_ms: i64) -> Result<String, Clie
             fallback_userid,
         } => match client.bot_respond(url, msg).await {
             Ok(()) => Ok(String::new()),
-            // A spent or expired response_url: the member still gets the message, from the app.
-            Err(e @ (ClientError::Api { .. } | ClientError::Status(400..=499))) => {
-                tracing::info!(error = %e, "response_url refused; falling back to message/send");
+            // A spent, expired, failing or unreachable response_url: the member still gets
+            // the message, from the app, at once (a lane never waits on a dead URL).
+            Err(
+                e @ (ClientError::Api { .. } | ClientError::Status(_) | ClientError::Network(_)),
+            ) => {
+                tracing::info!(error = %e, "response_url failed; falling back to message/send");
                 client
                     .send_message(fallback_userid, msg, dedupe)
                     .await

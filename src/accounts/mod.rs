@@ -6,9 +6,11 @@
 //!
 //! Passwords are hashed with argon2id (random salt, default parameters); verification runs
 //! on a blocking thread (it is deliberately slow). Session ids and CSRF tokens are 32 random
-//! bytes. Login attempts are rate-limited per login name and per client address.
+//! bytes. Failed logins slow down further attempts ([`throttle`]: per account and address,
+//! and per address, failures only, bounded in memory).
 
-use std::collections::{HashMap, VecDeque};
+mod throttle;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -69,8 +71,8 @@ impl Record for Session {}
 pub enum AuthError {
     #[error("用户名或密码错误")]
     BadCredentials,
-    #[error("登录尝试过于频繁，请一分钟后再试")]
-    RateLimited,
+    #[error("登录失败次数过于频繁，请 {retry_after_secs} 秒后再试")]
+    RateLimited { retry_after_secs: u64 },
     #[error("用户名只能包含字母、数字、点、下划线和短横线（2–32 个字符）")]
     BadLogin,
     #[error("密码至少 8 个字符")]
@@ -115,19 +117,13 @@ fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
-#[derive(Debug, Default)]
-struct Attempts {
-    by_key: HashMap<String, VecDeque<Instant>>,
-}
-
 /// The account service.
 #[derive(Debug)]
 pub struct Accounts {
     users: Tree<String, User>,
     sessions: Tree<String, Session>,
     session_ttl: Duration,
-    attempts_per_minute: u32,
-    attempts: Mutex<Attempts>,
+    throttle: Mutex<throttle::Throttle>,
     /// A hash to verify against when the login does not exist, so timing does not reveal
     /// which logins exist.
     decoy: String,
@@ -137,14 +133,13 @@ impl Accounts {
     pub fn open(
         store: &Store,
         session_ttl: Duration,
-        attempts_per_minute: u32,
+        failures_before_lock: u32,
     ) -> Result<Accounts, AuthError> {
         Ok(Accounts {
             users: store.tree(&trees::CONSOLE_USERS)?,
             sessions: store.tree(&trees::CONSOLE_SESSIONS)?,
             session_ttl,
-            attempts_per_minute: attempts_per_minute.max(1),
-            attempts: Mutex::new(Attempts::default()),
+            throttle: Mutex::new(throttle::Throttle::new(failures_before_lock)),
             decoy: hash_password(&crate::util::random_hex(16))?,
         })
     }
@@ -189,31 +184,6 @@ impl Accounts {
         Ok(self.users.get(&login.to_owned())?)
     }
 
-    /// Count an attempt for each key; false when any key is over its budget.
-    fn allow(&self, keys: &[String]) -> bool {
-        let now = Instant::now();
-        let mut a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ok = true;
-        for k in keys {
-            let q = a.by_key.entry(k.clone()).or_default();
-            while q
-                .front()
-                .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
-            {
-                q.pop_front();
-            }
-            if q.len() as u32 >= self.attempts_per_minute {
-                ok = false;
-            }
-        }
-        if ok {
-            for k in keys {
-                a.by_key.entry(k.clone()).or_default().push_back(now);
-            }
-        }
-        ok
-    }
-
     /// Check a password and open a session. Blocking (argon2): call from a blocking task.
     pub fn login(
         &self,
@@ -221,19 +191,37 @@ impl Accounts {
         password: &str,
         client: &str,
     ) -> Result<(String, Session), AuthError> {
-        if !self.allow(&[format!("login/{login}"), format!("client/{client}")]) {
-            tracing::warn!(client, "login rate-limited");
-            return Err(AuthError::RateLimited);
+        // Only names no longer than a valid login can be an account (and a key).
+        let user = if valid_login(login) {
+            self.users.get(&login.to_owned())?
+        } else {
+            None
+        };
+        let keys = throttle::Keys::new(user.as_ref().map(|u| u.login.as_str()), client);
+        let throttle = || self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(wait) = throttle().check(&keys, Instant::now()) {
+            return Err(AuthError::RateLimited {
+                retry_after_secs: wait.as_millis().div_ceil(1000) as u64,
+            });
         }
-        let user = self.users.get(&login.to_owned())?;
         let hash = user
             .as_ref()
             .map_or(self.decoy.as_str(), |u| u.password_hash.as_str());
         let ok = verify_password(password, hash);
         let Some(user) = user.filter(|_| ok) else {
-            tracing::info!(client, "login refused");
+            if let Some(lock) = throttle().fail(&keys, Instant::now()) {
+                // The audit line: once per lock, not per refused attempt.
+                let account = valid_login(login).then_some(login);
+                tracing::warn!(
+                    client,
+                    account,
+                    lock_secs = lock.as_secs(),
+                    "console login locked after repeated failures"
+                );
+            }
             return Err(AuthError::BadCredentials);
         };
+        throttle().succeed(&keys);
         let id = crate::util::random_hex(32);
         let session = Session {
             login: user.login.clone(),
@@ -345,7 +333,11 @@ mod tests {
         }
         assert!(matches!(
             a.login("wang", "password1", "ip9").map(|_| ()),
-            Err(AuthError::RateLimited)
+            Err(AuthError::RateLimited {
+                retry_after_secs: 30
+            })
         ));
+        // Another address is not locked out by them.
+        assert!(a.login("wang", "password1", "ip10").is_ok());
     }
 }

@@ -93,6 +93,8 @@ pub struct StorageConfig {
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub enabled: bool,
+    /// Serve the simulator (whose test API has no login) on a non-loopback listener.
+    pub allow_remote: bool,
     /// Listener of the standalone `wecom-helpdesk sim`.
     pub listen: SocketAddr,
     /// Where the standalone simulator posts callbacks.
@@ -443,5 +445,25 @@ webhook_key = "robot-key"
         assert_eq!(c.api_base(bound), "http://127.0.0.1:4321/sim");
         let c = load(&[("HELPDESK__SIM__ENABLED", "false")]).expect("valid");
         assert_eq!(c.api_base(bound), WECOM_API_BASE.to_owned());
+    }
+
+    #[test]
+    fn the_simulator_stays_on_loopback_unless_forced() {
+        let open = ("HELPDESK__SERVER__LISTEN", "0.0.0.0:8080");
+        let err = load(&[open]).expect_err("refused");
+        assert!(err.to_string().starts_with("sim.enabled:"), "{err}");
+        assert!(load(&[open, ("HELPDESK__SIM__ALLOW_REMOTE", "true")]).is_ok());
+        assert!(load(&[open, ("HELPDESK__SIM__ENABLED", "false")]).is_ok());
+    }
+
+    #[test]
+    fn demo_accounts_only_with_the_simulator() {
+        let demo = ("HELPDESK__CONSOLE__DEMO_ACCOUNTS", "true");
+        assert!(load(&[demo]).is_ok());
+        let err = load(&[demo, ("HELPDESK__SIM__ENABLED", "false")]).expect_err("refused");
+        assert!(
+            err.to_string().starts_with("console.demo_accounts:"),
+            "{err}"
+        );
     }
 }

@@ -73,6 +73,7 @@ impl Default for RawStorage {
 #[serde(default)]
 struct RawSim {
     enabled: bool,
+    allow_remote: bool,
     listen: String,
     gateway_url: String,
     token_ttl_secs: u64,
@@ -85,6 +86,7 @@ impl Default for RawSim {
     fn default() -> Self {
         RawSim {
             enabled: false,
+            allow_remote: false,
             listen: "127.0.0.1:8081".into(),
             gateway_url: "http://127.0.0.1:8080".into(),
             token_ttl_secs: 7200,
@@ -271,6 +273,15 @@ impl RawConfig {
     /// span sections.
     pub(super) fn validate(self) -> Result<Config, ConfigError> {
         let sim = self.sim.validate()?;
+        let server = self.server.validate()?;
+        if sim.enabled && !server.listen.ip().is_loopback() && !sim.allow_remote {
+            return Err(ConfigError::invalid(
+                "sim.enabled",
+                "the simulator's test API (/sim/api) has no login; it is served only on a \
+                 loopback server.listen. Set sim.enabled = false, or sim.allow_remote = true to \
+                 expose it anyway (a demo on a trusted network)",
+            ));
+        }
         let wecom = self.wecom.validate()?;
         if !sim.enabled && wecom.api_base.is_empty() && wecom.secret.expose().starts_with("demo-") {
             return Err(ConfigError::invalid(
@@ -278,8 +289,16 @@ impl RawConfig {
                 "still holds the demo value while sim.enabled = false; set the app's real secret",
             ));
         }
+        if self.console.demo_accounts && !sim.enabled {
+            return Err(ConfigError::invalid(
+                "console.demo_accounts",
+                "creates admin/admin-demo and handler/handler-demo, for the demo only: it needs \
+                 sim.enabled = true. Set it to false and create accounts with \
+                 `wecom-helpdesk user add NAME --role admin`",
+            ));
+        }
         Ok(Config {
-            server: self.server.validate()?,
+            server,
             storage: self.storage.validate()?,
             sim,
             wecom,
@@ -364,6 +383,7 @@ impl RawSim {
         };
         Ok(SimConfig {
             enabled: self.enabled,
+            allow_remote: self.allow_remote,
             listen: parse_addr("sim.listen", &self.listen)?,
             gateway_url: self.gateway_url.trim_end_matches('/').to_owned(),
             token_ttl: Duration::from_secs(self.token_ttl_secs.max(1)),

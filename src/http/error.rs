@@ -318,12 +318,14 @@ pub async fn log_errors(req: Request, next: Next) -> Response {
     }
     match (f.page, request_id) {
         (Some(message), Some(id)) => {
+            // The same response (status, headers) with the page naming the request.
             let page = error_page(res.status(), &message, Some(&id));
-            let mut new = (res.status(), Html(page)).into_response();
+            let (mut parts, _) = res.into_parts();
+            parts.headers.remove(header::CONTENT_LENGTH);
             if let Ok(id) = HeaderValue::from_str(&id) {
-                new.headers_mut().insert(REQUEST_ID, id);
+                parts.headers.insert(REQUEST_ID, id);
             }
-            new
+            Response::from_parts(parts, axum::body::Body::from(page))
         }
         _ => res,
     }

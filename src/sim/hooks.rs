@@ -44,20 +44,6 @@ pub(super) struct SendReq {
     files: Vec<String>,
 }
 
-fn sniff_type(bytes: &[u8]) -> &'static str {
-    if bytes.starts_with(b"\x89PNG") {
-        "image/png"
-    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        "image/jpeg"
-    } else if bytes.starts_with(b"GIF8") {
-        "image/gif"
-    } else if bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        "image/webp"
-    } else {
-        "application/octet-stream"
-    }
-}
-
 fn bad(msg: impl Into<String>) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -91,7 +77,9 @@ pub(super) async fn api_send(State(sim): Shared, Json(req): Json<SendReq>) -> Re
     for b in &req.images {
         match base64::engine::general_purpose::STANDARD.decode(b) {
             Ok(bytes) => uploads.push(Upload {
-                content_type: sniff_type(&bytes).to_owned(),
+                content_type: super::sniff_image(&bytes)
+                    .unwrap_or("application/octet-stream")
+                    .to_owned(),
                 bytes,
             }),
             Err(_) => return bad("images must be base64"),
@@ -119,13 +107,14 @@ pub(super) async fn api_upload(State(sim): Shared, mut multipart: Multipart) -> 
             "from" => from = field.text().await.unwrap_or_default(),
             "text" => text = Some(field.text().await.unwrap_or_default()),
             "file" => {
-                let declared = field.content_type().map(str::to_owned);
+                // The type is read from the bytes, never taken from the sender.
                 if let Ok(bytes) = field.bytes().await
                     && !bytes.is_empty()
                 {
-                    let sniffed = sniff_type(&bytes);
                     uploads.push(Upload {
-                        content_type: declared.unwrap_or_else(|| sniffed.to_owned()),
+                        content_type: super::sniff_image(&bytes)
+                            .unwrap_or("application/octet-stream")
+                            .to_owned(),
                         bytes: bytes.to_vec(),
                     });
                 }

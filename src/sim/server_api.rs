@@ -517,15 +517,36 @@ pub(super) async fn aibot_response(
     ok(json!({}))
 }
 
+/// The chat page's view of an uploaded file. It is served on the console's origin, so only
+/// as an image sniffed from its bytes (anything else is a download), never sniffed again by
+/// the browser, and sandboxed.
 pub(super) async fn media_view(State(sim): Shared, Path(id): Path<String>) -> Response {
     let found = sim
         .lock()
         .media
         .get(&id)
-        .map(|m: &StoredMedia| (m.bytes.clone(), m.content_type.clone()));
-    match found {
-        Some((b, ct)) => ([(header::CONTENT_TYPE, ct)], b).into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+        .map(|m: &StoredMedia| m.bytes.clone());
+    let Some(bytes) = found else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let guard = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; sandbox",
+        ),
+    ];
+    match super::sniff_image(&bytes) {
+        Some(ct) => (guard, [(header::CONTENT_TYPE, ct)], bytes).into_response(),
+        None => (
+            guard,
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::CONTENT_DISPOSITION, "attachment"),
+            ],
+            bytes,
+        )
+            .into_response(),
     }
 }
 

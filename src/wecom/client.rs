@@ -70,6 +70,10 @@ impl ClientError {
     }
 }
 
+/// How long an AI-bot `response_url` may take before the reply goes by `message/send`
+/// instead: short, because the member is waiting and the fallback always works.
+pub const RESPONSE_URL_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn is_token_error(code: i64) -> bool {
     matches!(code, 40014 | 42001 | 41001)
 }
@@ -408,6 +412,7 @@ impl Client {
         let resp = self
             .http
             .post(response_url)
+            .timeout(RESPONSE_URL_TIMEOUT)
             .json(&body)
             .send()
             .await

@@ -221,7 +221,36 @@ async fn login_attempts_are_rate_limited() {
         StatusCode::TOO_MANY_REQUESTS,
         "even the right password waits"
     );
-    assert!(r.text().await.expect("page").contains("过于频繁"));
+    let page = r.text().await.expect("page");
+    assert!(
+        page.contains("过于频繁") && page.contains("30 秒后再试"),
+        "{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_behind_one_address_can_all_log_in() {
+    // Successful logins do not count: a shift starting behind one office NAT logs in freely.
+    let app = TestApp::start().await;
+    for _ in 0..8 {
+        let mut c = Console::new(&app);
+        assert_eq!(
+            c.login("handler", "handler-demo").await.status(),
+            StatusCode::SEE_OTHER
+        );
+    }
+    // Invented names count against the address only, and grow nothing per name.
+    let mut c = Console::new(&app);
+    let long = "x".repeat(60_000);
+    for _ in 0..3 {
+        let status = c.login(&long, "whatever").await.status();
+        assert!(status == StatusCode::UNAUTHORIZED || status == StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    assert_eq!(
+        c.login("admin", "admin-demo").await.status(),
+        StatusCode::SEE_OTHER,
+        "the real admin is not locked out by someone else's failures"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -787,6 +816,24 @@ async fn every_response_carries_a_request_id_and_error_pages_show_it() {
             .and_then(|v| v.to_str().ok()),
         Some("trace-me-42")
     );
+    for (name, value) in [
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("cache-control", "no-store"),
+        ("referrer-policy", "same-origin"),
+    ] {
+        assert_eq!(
+            r.headers().get(name).and_then(|v| v.to_str().ok()),
+            Some(value),
+            "{name} on an error page"
+        );
+    }
+    let csp = r.headers().get("content-security-policy").expect("a CSP");
+    assert!(
+        csp.to_str()
+            .expect("ascii")
+            .contains("frame-ancestors 'none'")
+    );
     let page = r.text().await.expect("page");
     assert!(page.contains("找不到该内容"), "{page}");
     assert!(page.contains("<code>trace-me-42</code>"), "{page}");
@@ -798,5 +845,11 @@ async fn every_response_carries_a_request_id_and_error_pages_show_it() {
         .await
         .expect("get");
     let id = r.headers().get("x-request-id").expect("an id was made");
-    assert!(id.len() >= 32, "{id:?}");
+    let again = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .expect("get");
+    assert_ne!(Some(id), again.headers().get("x-request-id"), "ids differ");
 }

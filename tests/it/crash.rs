@@ -60,6 +60,7 @@ fn spawn_gateway(data_dir: &std::path::Path, port: u16, api_base: &str) -> Gatew
         .env("HELPDESK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("HELPDESK__STORAGE__DATA_DIR", data_dir)
         .env("HELPDESK__SIM__ENABLED", "false")
+        .env("HELPDESK__CONSOLE__DEMO_ACCOUNTS", "false")
         .env("HELPDESK__WECOM__API_BASE", api_base)
         .env("HELPDESK__OUTBOX__BACKOFF_BASE_MS", "50")
         .env("RUST_LOG", "warn")

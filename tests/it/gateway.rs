@@ -396,3 +396,66 @@ async fn healthz_and_restart_resume_unprocessed() {
         .wait_text("app:zhangsan", "zhangsan", 0, "事件助手")
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_posing_as_a_screenshot_is_never_served_as_a_page() {
+    let app = TestApp::start().await;
+    let sim = app.sim();
+    let html = b"<html><script>fetch('/console/admin/users',{method:'POST'})</script></html>";
+    sim.send_full("app:lisi", "lisi", Some("看这个"), &[html.as_slice()])
+        .await;
+    let mine = sim.messages("app:lisi", 0).await;
+    let url = mine
+        .iter()
+        .find_map(|m| m["images"][0].as_str())
+        .expect("the upload is shown in the chat")
+        .to_owned();
+    let url = if url.starts_with("http") {
+        url
+    } else {
+        format!("{}{url}", app.base)
+    };
+    let r = app.http.get(&url).send().await.expect("get");
+    assert_eq!(r.status(), 200);
+    let header = |n: &str| {
+        r.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("content-type"), "application/octet-stream");
+    assert_eq!(header("content-disposition"), "attachment");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert!(header("content-security-policy").contains("sandbox"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_response_url_falls_back_to_the_app_at_once() {
+    let app = TestApp::start().await;
+    let sim = app.sim();
+    let mut msg = text_msg("wangwu", 990_001, "帮助");
+    msg.channel = wecom_helpdesk::wecom::Channel::Bot;
+    msg.msg_id = "aibot-unreachable-1".into();
+    // Nothing listens on port 1: the connection is refused.
+    msg.response_url = Some("http://127.0.0.1:1/cgi-bin/aibot/response?key=gone".into());
+    let crypt = super::common::bot_crypt(&app);
+    let plain = wecom_helpdesk::wecom::bot::message_json("aibot", "事件助手", &msg);
+    let enc = crypt.encrypt(&plain);
+    let ts = wecom_helpdesk::util::unix_now().to_string();
+    let sig = crypt.sign(&ts, "777", &enc);
+    let q = format!("msg_signature={sig}&timestamp={ts}&nonce=777");
+    let body = serde_json::json!({ "encrypt": enc }).to_string();
+    let (status, _) = post(&app, "bot", &q, body).await;
+    assert_eq!(status, 200);
+    // The reply arrives through message/send, in the member's app chat.
+    sim.wait_text("app:wangwu", "wangwu", 0, "事件助手").await;
+    app.settled(0).await;
+    assert!(
+        app.services()
+            .outbox
+            .dead_letters()
+            .expect("dead")
+            .is_empty()
+    );
+}

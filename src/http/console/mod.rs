@@ -16,9 +16,14 @@ pub mod ops;
 pub mod pages;
 pub mod views;
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use super::AppState;
 
@@ -42,7 +47,7 @@ pub fn escape_html(s: &str) -> String {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(pages::root))
         .route("/console", get(pages::root))
         .route("/console/", get(pages::queue))
@@ -72,6 +77,38 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/admin/outbox/dead", get(api::dead_letters))
         .route("/api/v1/admin/faq-report", get(api::faq_report))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ));
+    with_security_headers(routes)
+}
+
+/// How long a console handler may take to produce its response head (the live queue's event
+/// stream runs longer: a body is not timed).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The console's Content-Security-Policy: scripts, styles and images from our own origin
+/// only (the pages have no inline script or style), never framed.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers on every console and API response. Pages carry personal data, so they
+/// are not cached (static assets set their own `Cache-Control` first).
+fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
+    let set = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
+    router
+        .layer(set(header::CONTENT_SECURITY_POLICY, CSP))
+        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(set(header::REFERRER_POLICY, "same-origin"))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
 }
 
 #[cfg(test)]

@@ -171,7 +171,7 @@ pub async fn login(
             );
             r
         }
-        Ok(Err(e @ AuthError::RateLimited)) => login_page(
+        Ok(Err(e @ AuthError::RateLimited { .. })) => login_page(
             &state,
             Some(e.to_string()),
             login,
