@@ -19,9 +19,13 @@
 //!   robot); when it is spent the lane waits for its window, nothing is dropped.
 //! - **Durable before visible.** Before a batch is sent, the store is flushed, so no message
 //!   reaches WeCom whose cause could still be lost in a crash.
-//! - **Retry with capped exponential backoff** on retryable errors (`-1`, 45009, network,
-//!   5xx); dead-letter after `outbox.max_attempts` or on a permanent error. Jobs found in
-//!   flight at start were interrupted and go back to pending.
+//! - **Retry with capped exponential backoff** on transient errors (`-1`, 45009, network,
+//!   timeouts, 5xx) for `outbox.retry_budget_mins` from the first attempt (a day by default,
+//!   so an outage of WeCom or of our network delays replies but loses none). The head being
+//!   retried holds its lane, so a member's replies stay in order. A permanent error (e.g. an
+//!   unknown user), or a spent budget, dead-letters the head and the lane goes on: the dead
+//!   letter is listed in the console and by `outbox dead`, and can be retried by hand. Jobs
+//!   found in flight at start were interrupted and go back to pending.
 //! - **Resends are not shown twice.** A re-attempt (after a timeout, a crash, an error) may
 //!   repeat a message WeCom already delivered, so it goes with WeCom's duplicate check over
 //!   the time since the job's first attempt. Lanes are FIFO, so nothing identical was
@@ -370,6 +374,15 @@ impl Deliverer {
         }
     }
 
+    /// Whether a transient failure of `job` is tried again: within the retry budget since its
+    /// first attempt, and under `max_attempts` when that is set.
+    fn may_retry(&self, job: &Job, now_ms: i64) -> bool {
+        let first = job.first_attempt_at.unwrap_or(now_ms);
+        let within_budget = now_ms - first < self.cfg.retry_budget.as_millis() as i64;
+        let under_cap = self.cfg.max_attempts == 0 || job.attempts < self.cfg.max_attempts;
+        within_budget && under_cap
+    }
+
     fn backoff(&self, attempts: u32) -> Duration {
         let exp = self
             .cfg
@@ -477,7 +490,7 @@ impl Deliverer {
                         lanes.limiter.record(&lane, sent_at);
                     }
                     job.last_error = Some(e.to_string());
-                    if e.is_retryable() && job.attempts < self.cfg.max_attempts {
+                    if e.is_retryable() && self.may_retry(&job, now_ms) {
                         let delay = self.backoff(job.attempts);
                         job.state = JobState::Pending;
                         job.not_before = crate::util::unix_millis() + delay.as_millis() as i64;

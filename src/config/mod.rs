@@ -129,7 +129,11 @@ pub struct WecomConfig {
 
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
+    /// Attempts at most (0: no limit; the retry budget decides).
     pub max_attempts: u32,
+    /// How long transient failures (network, timeouts, 5xx, -1, 45009) are retried, counted
+    /// from the first attempt, before the message is dead-lettered.
+    pub retry_budget: Duration,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub member_per_minute: u32,
@@ -407,7 +411,11 @@ webhook_key = "robot-key"
             ),
             ("HELPDESK__WECOM__AGENT_ID", "x", "wecom.agent_id"),
             ("HELPDESK__WECOM__API_BASE", "ftp://x", "wecom.api_base"),
-            ("HELPDESK__OUTBOX__MAX_ATTEMPTS", "0", "outbox.max_attempts"),
+            (
+                "HELPDESK__OUTBOX__RETRY_BUDGET_MINS",
+                "0",
+                "outbox.retry_budget_mins",
+            ),
             (
                 "HELPDESK__TICKETS__CUSTOMER_NO_PATTERN",
                 "([",

@@ -144,6 +144,7 @@ struct RawRobot {
 #[serde(default)]
 struct RawOutbox {
     max_attempts: u32,
+    retry_budget_mins: u64,
     backoff_base_ms: u64,
     backoff_max_secs: u64,
     member_per_minute: u32,
@@ -154,9 +155,10 @@ struct RawOutbox {
 impl Default for RawOutbox {
     fn default() -> Self {
         RawOutbox {
-            max_attempts: 8,
+            max_attempts: 0,
+            retry_budget_mins: 24 * 60,
             backoff_base_ms: 500,
-            backoff_max_secs: 300,
+            backoff_max_secs: 60,
             member_per_minute: 30,
             robot_per_minute: 20,
             http_timeout_secs: 10,
@@ -443,9 +445,9 @@ impl RawWecom {
 
 impl RawOutbox {
     fn validate(self) -> Result<OutboxConfig, ConfigError> {
-        if self.max_attempts == 0 {
+        if self.retry_budget_mins == 0 {
             return Err(ConfigError::invalid(
-                "outbox.max_attempts",
+                "outbox.retry_budget_mins",
                 "must be at least 1",
             ));
         }
@@ -457,6 +459,7 @@ impl RawOutbox {
         }
         Ok(OutboxConfig {
             max_attempts: self.max_attempts,
+            retry_budget: Duration::from_secs(self.retry_budget_mins * 60),
             backoff_base: Duration::from_millis(self.backoff_base_ms.max(1)),
             backoff_max: Duration::from_secs(self.backoff_max_secs.max(1)),
             member_per_minute: self.member_per_minute,

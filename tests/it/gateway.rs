@@ -401,9 +401,24 @@ async fn healthz_and_restart_resume_unprocessed() {
 async fn a_file_posing_as_a_screenshot_is_never_served_as_a_page() {
     let app = TestApp::start().await;
     let sim = app.sim();
-    let html = b"<html><script>fetch('/console/admin/users',{method:'POST'})</script></html>";
-    sim.send_full("app:lisi", "lisi", Some("看这个"), &[html.as_slice()])
-        .await;
+    // Through the chat page's upload form, declaring the file as a web page.
+    let html = "<html><script>fetch('/console/admin/users',{method:'POST'})</script></html>";
+    let b = "XBOUNDARYX";
+    let body = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"chat\"\r\n\r\napp:lisi\r\n\
+         --{b}\r\nContent-Disposition: form-data; name=\"from\"\r\n\r\nlisi\r\n\
+         --{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\n\
+         Content-Type: text/html\r\n\r\n{html}\r\n--{b}--\r\n"
+    );
+    let r = app
+        .http
+        .post(format!("{}/sim/api/upload", app.base))
+        .header("content-type", format!("multipart/form-data; boundary={b}"))
+        .body(body)
+        .send()
+        .await
+        .expect("upload");
+    assert!(r.status().is_success(), "{:?}", r.text().await);
     let mine = sim.messages("app:lisi", 0).await;
     let url = mine
         .iter()
@@ -451,6 +466,46 @@ async fn an_unreachable_response_url_falls_back_to_the_app_at_once() {
     // The reply arrives through message/send, in the member's app chat.
     sim.wait_text("app:wangwu", "wangwu", 0, "事件助手").await;
     app.settled(0).await;
+    assert!(
+        app.services()
+            .outbox
+            .dead_letters()
+            .expect("dead")
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_wecom_outage_delays_replies_in_order_and_loses_none() {
+    // Twelve failures in a row (well past the eight attempts that used to dead-letter) on
+    // a fast clock: the head is retried, the lane held, and all three replies arrive in
+    // order once WeCom answers again.
+    let app = TestApp::start_with(&[("HELPDESK__OUTBOX__BACKOFF_MAX_SECS", "1")]).await;
+    let sim = app.sim();
+    let codes: Vec<i64> = (0..12)
+        .map(|i| if i % 2 == 0 { -1 } else { 45009 })
+        .collect();
+    sim.post(
+        "/api/faults",
+        json!({ "endpoint": "message/send", "codes": codes }),
+    )
+    .await;
+    for text in ["帮助", "进度", "取消"] {
+        sim.send("app:zhaoliu", "zhaoliu", text).await;
+    }
+    // The backoff reaches its 1 s cap: about 10 s of outage.
+    for _ in 0..120 {
+        if sim.replies("app:zhaoliu", "zhaoliu", 0).await.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    app.settled(0).await;
+    let texts = super::common::texts(&sim.replies("app:zhaoliu", "zhaoliu", 0).await);
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert!(texts[0].contains("事件助手"), "{texts:?}");
+    assert!(texts[1].contains("工单"), "{texts:?}");
+    assert!(texts[2].contains("没有进行中的提单"), "{texts:?}");
     assert!(
         app.services()
             .outbox
