@@ -853,3 +853,30 @@ async fn every_response_carries_a_request_id_and_error_pages_show_it() {
         .expect("get");
     assert_ne!(Some(id), again.headers().get("x-request-id"), "ids differ");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_token_must_match_exactly() {
+    let app = TestApp::start_with(&[("HELPDESK__CONSOLE__API_TOKEN", "script-token-123")]).await;
+    let get = |auth: &'static str| {
+        app.http
+            .get(format!("{}/api/v1/me", app.base))
+            .header("authorization", auth)
+            .send()
+    };
+    assert_eq!(
+        get("Bearer script-token-123").await.expect("get").status(),
+        StatusCode::OK
+    );
+    // (Whitespace around a header value is removed by HTTP itself; inside it must match.)
+    for wrong in [
+        "Bearer  script-token-123",
+        "Bearer script-token-12",
+        "bearer script-token-123",
+    ] {
+        assert_eq!(
+            get(wrong).await.expect("get").status(),
+            StatusCode::UNAUTHORIZED,
+            "{wrong:?}"
+        );
+    }
+}

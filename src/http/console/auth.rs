@@ -70,7 +70,7 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Option<Caller>, Conso
         return match auth.strip_prefix("Bearer ") {
             Some(t)
                 if !token.is_empty()
-                    && crate::util::constant_time_eq(t.trim().as_bytes(), token.as_bytes()) =>
+                    && crate::util::constant_time_eq(t.as_bytes(), token.as_bytes()) =>
             {
                 Ok(Some(Caller {
                     login: "api".into(),
