@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::accounts::{Accounts, AuthError, Role};
 use crate::config::{Config, loopback_for};
 use crate::conversation::media::Fetcher;
+use crate::conversation::names::NameLookups;
 use crate::conversation::session::Sessions;
 use crate::conversation::{Engine, EngineSettings, Worker};
 use crate::http::{self, AppState};
@@ -88,6 +89,7 @@ impl Services {
             cfg.console.session_ttl,
             cfg.console.login_attempts_per_minute,
         )?);
+        let names = NameLookups::new(tickets.clone(), client.clone());
         let engine = Arc::new(Engine {
             store: store.clone(),
             inbox: inbox.clone(),
@@ -99,6 +101,7 @@ impl Services {
             faq_log: faq_log.clone(),
             client: client.clone(),
             fetcher,
+            names,
             settings: EngineSettings {
                 faq: cfg.faq.clone(),
                 idle_timeout: cfg.conversation.idle_timeout,
@@ -294,6 +297,7 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<(&'static str, JoinHa
     });
     vec![
         start(conversation, shutdown),
+        start(s.engine.names.clone(), shutdown),
         start(outbox, shutdown),
         start(dedupe, shutdown),
         start(sla_watch, shutdown),

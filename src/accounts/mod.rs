@@ -6,7 +6,7 @@
 //!
 //! Passwords are hashed with argon2id (random salt, default parameters); verification runs
 //! on a blocking thread (it is deliberately slow). Session ids and CSRF tokens are 32 random
-//! bytes. Failed logins slow down further attempts ([`throttle`]: per account and address,
+//! bytes. Failed logins slow down further attempts (`throttle`: per account and address,
 //! and per address, failures only, bounded in memory).
 
 mod throttle;

@@ -2,8 +2,9 @@
 //!
 //! Processing is split in two so that sled's transaction lock is taken once per *batch*:
 //! - [`Engine::prepare`] does the slow, state-independent work outside any transaction:
-//!   download and store screenshots (fsynced before anything refers to them), look up the
-//!   member's name (cached `user/get`), snapshot the member's tickets, search the FAQ.
+//!   download and store screenshots (fsynced before anything refers to them), take the
+//!   member's cached name (looked up off the ordered path by [`names`]), snapshot the
+//!   member's tickets, search the FAQ.
 //! - [`Engine::apply`] decides and writes, purely, inside the worker's transaction: the
 //!   inbox item is completed, the session, tickets and outbox jobs are written — all or
 //!   nothing. Several messages are applied in one transaction, in arrival order, each seeing
@@ -37,6 +38,7 @@
 mod faq;
 mod followup;
 pub mod media;
+pub mod names;
 mod route;
 pub mod session;
 #[cfg(test)]
@@ -60,6 +62,7 @@ use crate::wecom::outbound::{Destination, Message};
 use crate::wecom::{Channel, ChatType, Content, Inbound, MediaRef};
 
 use media::{Fetcher, ImageError};
+use names::NameLookups;
 use session::Sessions;
 
 pub use worker::Worker;
@@ -165,6 +168,8 @@ pub struct Engine {
     pub faq_log: FaqLog,
     pub client: Arc<Client>,
     pub fetcher: Fetcher,
+    /// Member names, looked up off the ordered path.
+    pub names: Arc<NameLookups>,
     pub settings: EngineSettings,
 }
 
@@ -199,10 +204,14 @@ impl Engine {
                     .await,
             );
         }
-        let name = self
-            .tickets
-            .member_name(&self.client, &inbound.sender)
-            .await?;
+        // The name is cosmetic: never wait for WeCom here (see `names`).
+        let name = match self.tickets.cached_name(&inbound.sender)? {
+            Some(name) => name,
+            None => {
+                self.names.request(&inbound.sender);
+                inbound.sender.clone()
+            }
+        };
         let label = crate::tickets::member_label(&inbound.sender, &name);
         let tickets = self.tickets.of_reporter(&inbound.sender)?;
         let named = match inbound

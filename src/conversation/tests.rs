@@ -64,15 +64,18 @@ impl Desk {
             timeout: Duration::from_secs(1),
         })
         .expect("client");
+        let tickets = Tickets::open(&store, outbox.clone(), settings).expect("tickets");
+        let client = Arc::new(client);
         let engine = Engine {
             inbox: Inbox::open(&store).expect("inbox"),
-            tickets: Tickets::open(&store, outbox.clone(), settings).expect("tickets"),
+            names: super::names::NameLookups::new(tickets.clone(), client.clone()),
+            tickets,
             outbox,
             sessions: Sessions::open(&store).expect("sessions"),
             scripts: Arc::new(Scripts::load(&root.join("bot-scripts")).expect("scripts")),
             kb: Arc::new(Kb::load(&root.join("kb")).expect("kb")),
             faq_log: FaqLog::open(&store).expect("faq log"),
-            client: Arc::new(client),
+            client,
             fetcher: Fetcher {
                 max_bytes: 1 << 20,
                 bot_key: [0; 32],

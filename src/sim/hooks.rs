@@ -219,11 +219,17 @@ pub(super) async fn api_calls(
 pub(super) struct FaultsReq {
     #[serde(default)]
     endpoint: String,
+    #[serde(default)]
     codes: Vec<i64>,
+    /// Make the endpoint hang this long before every answer (0: stop hanging).
+    hang_ms: Option<u64>,
 }
 
 pub(super) async fn api_faults(State(sim): Shared, Json(req): Json<FaultsReq>) -> StatusCode {
     sim.inject_faults(&req.endpoint, &req.codes);
+    if let Some(ms) = req.hang_ms {
+        sim.hang(&req.endpoint, Duration::from_millis(ms));
+    }
     StatusCode::NO_CONTENT
 }
 

@@ -229,6 +229,8 @@ struct State {
     calls: Vec<ApiCall>,
     /// errcodes to answer instead of success, per endpoint ("" = any endpoint).
     faults: VecDeque<(String, i64)>,
+    /// Endpoints that hang this long before answering (a WeCom API that does not respond).
+    hangs: HashMap<String, Duration>,
     media: HashMap<String, StoredMedia>,
     response_urls: HashMap<String, ResponseSlot>,
     duplicates: HashMap<String, Instant>,
@@ -362,6 +364,24 @@ impl Sim {
         let mut st = self.lock();
         for c in codes {
             st.faults.push_back((endpoint.to_owned(), *c));
+        }
+    }
+
+    /// Make `endpoint` hang for `delay` before answering (zero: answer at once again).
+    pub fn hang(&self, endpoint: &str, delay: Duration) {
+        let mut st = self.lock();
+        if delay.is_zero() {
+            st.hangs.remove(endpoint);
+        } else {
+            st.hangs.insert(endpoint.to_owned(), delay);
+        }
+    }
+
+    /// Wait as long as `endpoint` is set to hang.
+    async fn maybe_hang(&self, endpoint: &str) {
+        let delay = self.lock().hangs.get(endpoint).copied();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
         }
     }
 

@@ -50,6 +50,7 @@ pub(super) async fn message_send(
     body: String,
 ) -> Json<Value> {
     const EP: &str = "message/send";
+    sim.maybe_hang(EP).await;
     let Ok(req) = serde_json::from_str::<Value>(&body) else {
         sim.record_call(EP, 40058, Value::String(body), false);
         return err(40058, "Warning: wrong json format.");
@@ -345,6 +346,7 @@ pub(super) async fn user_get(
     Query(q): Query<HashMap<String, String>>,
 ) -> Json<Value> {
     const EP: &str = "user/get";
+    sim.maybe_hang(EP).await;
     let meta = json!({ "userid": q.get("userid") });
     if let Err((code, msg)) = check_token(&sim, &q) {
         sim.record_call(EP, code, meta, false);

@@ -212,35 +212,43 @@ impl Tickets {
         Ok(tx.get(&self.tickets, &id)?)
     }
 
-    /// A member's name: cached, else `user/get` (falls back to the userid when WeCom does
-    /// not answer; a storage error is an error).
-    pub async fn member_name(
+    /// A member's cached name: `Some` while fresh (a day; a failed lookup, which gives the
+    /// userid, for five minutes), `None` when a lookup is due.
+    pub fn cached_name(&self, userid: &str) -> store::Result<Option<String>> {
+        let now = crate::util::unix_millis();
+        Ok(self.members.get(&userid.to_owned())?.and_then(|m| {
+            let ttl = if m.failed { 5 * 60_000 } else { 24 * 3_600_000 };
+            (now - m.fetched_at < ttl).then_some(m.name)
+        }))
+    }
+
+    /// Look a member's name up with `user/get` and cache it (or the failure, briefly).
+    pub async fn fetch_name(
         &self,
         client: &crate::wecom::client::Client,
         userid: &str,
+        deadline: std::time::Duration,
     ) -> store::Result<String> {
-        let now = crate::util::unix_millis();
-        let key = userid.to_owned();
-        if let Some(m) = self.members.get(&key)?
-            && now - m.fetched_at < 24 * 3600 * 1000
-        {
-            return Ok(m.name);
-        }
-        Ok(match client.user_get(userid).await {
-            Ok(m) if !m.name.is_empty() => {
-                let info = MemberInfo {
-                    name: m.name,
-                    fetched_at: now,
-                };
-                self.members.insert(&key, &info)?;
-                info.name
+        let looked_up = tokio::time::timeout(deadline, client.user_get(userid)).await;
+        let (name, failed) = match looked_up {
+            Ok(Ok(m)) if !m.name.is_empty() => (m.name, false),
+            Ok(Ok(_)) => (userid.to_owned(), false),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "user/get failed; the userid stands in for the name");
+                (userid.to_owned(), true)
             }
-            Ok(_) => key,
-            Err(e) => {
-                tracing::warn!(error = %e, "user/get failed; using the userid as the name");
-                key
+            Err(_) => {
+                tracing::warn!("user/get timed out; the userid stands in for the name");
+                (userid.to_owned(), true)
             }
-        })
+        };
+        let info = MemberInfo {
+            name,
+            fetched_at: crate::util::unix_millis(),
+            failed,
+        };
+        self.members.insert(&userid.to_owned(), &info)?;
+        Ok(info.name)
     }
 
     /// Stage a notice about `t` to the handler group: `notice(ticket, console link)`.

@@ -184,6 +184,9 @@ impl Record for TicketEvent {}
 pub struct MemberInfo {
     pub name: String,
     pub fetched_at: i64,
+    /// The lookup failed (the name is the userid): tried again after a few minutes.
+    #[serde(default)]
+    pub failed: bool,
 }
 
 impl Record for MemberInfo {}

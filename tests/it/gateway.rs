@@ -514,3 +514,25 @@ async fn a_long_wecom_outage_delays_replies_in_order_and_loses_none() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_user_lookup_delays_no_answer() {
+    // WeCom's user/get stops answering. Names are cosmetic: every member is answered at once
+    // (the lookups time out on their own, off the ordered path).
+    let app = TestApp::start().await;
+    let sim = app.sim();
+    sim.post(
+        "/api/faults",
+        json!({ "endpoint": "user/get", "hang_ms": 60_000 }),
+    )
+    .await;
+    for member in ["zhangsan", "lisi", "wangwu", "zhaoliu"] {
+        sim.send(&format!("app:{member}"), member, "帮助").await;
+    }
+    for member in ["zhangsan", "lisi", "wangwu", "zhaoliu"] {
+        sim.wait_text(&format!("app:{member}"), member, 0, "事件助手")
+            .await;
+    }
+    // (In the ordered path, each lookup would hold the queue for the client's 10 s timeout,
+    // longer than `wait_text` waits.)
+}
