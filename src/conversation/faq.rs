@@ -24,7 +24,7 @@ impl Turn<'_, '_> {
             at: self.now,
             member: self.inbound.sender.clone(),
             channel: self.inbound.channel.as_str().to_owned(),
-            question: crate::ident::mask_text(&crate::util::truncate_chars(question, 200)),
+            question: crate::ident::mask_truncate(question, 200),
             hits: self
                 .prep
                 .hits

@@ -110,7 +110,7 @@ impl Turn<'_, '_> {
                 t.number,
                 t.system,
                 t.status.label(),
-                crate::ident::mask_text(&crate::util::truncate_chars(&t.description, 30))
+                crate::ident::mask_truncate(&t.description, 30)
             ));
             if lines.len() == 10 {
                 break;

@@ -12,7 +12,7 @@
 
 pub mod mask;
 
-pub use mask::{mask_identifier, mask_text};
+pub use mask::{MASK, mask_identifier, mask_text, mask_truncate};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,12 +43,12 @@ pub struct CustomerId {
 }
 
 impl CustomerId {
-    /// The masked form shown everywhere except the ticket page: `110105********1234`.
+    /// The masked form shown everywhere except the ticket page: `110105＊＊＊＊＊＊＊＊1234`.
     pub fn masked(&self) -> String {
         mask::mask_identifier(self.kind, &self.value)
     }
 
-    /// "身份证号 110105********1234"
+    /// "身份证号 110105＊＊＊＊＊＊＊＊1234"
     pub fn masked_label(&self) -> String {
         format!("{} {}", self.kind.label(), self.masked())
     }
@@ -414,11 +414,11 @@ mod tests {
     #[test]
     fn masking_never_shows_the_whole_number() {
         let id = customer_id("11010519491231002X", &pat()).expect("id");
-        assert_eq!(id.masked(), "110105********002X");
+        assert_eq!(id.masked(), "110105＊＊＊＊＊＊＊＊002X");
         let m = customer_id("13812345678", &pat()).expect("mobile");
-        assert_eq!(m.masked(), "138****5678");
+        assert_eq!(m.masked(), "138＊＊＊＊5678");
         let c = customer_id("880012345678", &pat()).expect("cno");
-        assert_eq!(c.masked(), "88******5678");
+        assert_eq!(c.masked(), "88＊＊＊＊＊＊5678");
     }
 
     #[test]

@@ -110,9 +110,7 @@ pub fn summary(answers: &Answers) -> String {
         answers
             .description
             .as_deref()
-            .map_or_else(dash, |d| crate::ident::mask_text(
-                &crate::util::truncate_chars(d, 200)
-            )),
+            .map_or_else(dash, |d| crate::ident::mask_truncate(d, 200)),
         answers.screenshots.len()
     )
 }
@@ -186,10 +184,7 @@ pub fn start(flow: &Flow, prefill: Answers, ctx: Ctx<'_>) -> (Dialog, Vec<String
     }
     let mut kept = Vec::new();
     if let Some(d) = &answers.description {
-        kept.push(format!(
-            "问题描述“{}”",
-            crate::util::truncate_chars(&crate::ident::mask_text(d), 40)
-        ));
+        kept.push(format!("问题描述“{}”", crate::ident::mask_truncate(d, 40)));
     }
     if !answers.screenshots.is_empty() {
         kept.push(format!("截图 {} 张", answers.screenshots.len()));
@@ -662,7 +657,10 @@ mod tests {
         assert!(o.replies[0].contains("第 2 张"), "{o:?}");
         let o = advance(flow, &mut d, &text("完成"), ctx, &s.global);
         let summary = o.replies.last().expect("summary");
-        assert!(summary.contains("110105********002X"), "masked: {summary}");
+        assert!(
+            summary.contains("110105＊＊＊＊＊＊＊＊002X"),
+            "masked: {summary}"
+        );
         assert!(!summary.contains("11010519491231002X"));
         let o = advance(flow, &mut d, &text("提交"), ctx, &s.global);
         assert_eq!(o.action, Action::Submit);

@@ -6,8 +6,7 @@ use serde_json::{Value, json};
 
 use super::Ticket;
 use super::state::Status;
-use crate::ident::mask_text;
-use crate::util::truncate_chars;
+use crate::ident::mask_truncate;
 
 /// Filing confirmation to the agent.
 pub fn filed(t: &Ticket) -> String {
@@ -16,7 +15,7 @@ pub fn filed(t: &Ticket) -> String {
         t.number,
         t.customer_id.masked_label(),
         t.system,
-        mask_text(&truncate_chars(&t.description, 60)),
+        mask_truncate(&t.description, 60),
         t.screenshots.len()
     )
 }
@@ -29,7 +28,7 @@ pub fn robot_new(t: &Ticket, link: &str) -> String {
         t.reporter_label(),
         t.customer_id.masked_label(),
         t.system,
-        mask_text(&truncate_chars(&t.description, 100)),
+        mask_truncate(&t.description, 100),
         t.screenshots.len()
     )
 }
@@ -97,7 +96,7 @@ pub fn rating_card(t: &Ticket, task_id: &str) -> Value {
         "main_title": { "title": format!("工单 {} 已解决", t.number), "desc": "问题解决了吗？请选择满意度后点击按钮" },
         "horizontal_content_list": [
             { "keyname": "系统", "value": t.system },
-            { "keyname": "问题", "value": mask_text(&truncate_chars(&t.description, 30)) },
+            { "keyname": "问题", "value": mask_truncate(&t.description, 30) },
         ],
         "task_id": task_id,
         "button_selection": {

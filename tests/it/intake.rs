@@ -50,7 +50,7 @@ async fn app_happy_path_files_a_ticket_and_notifies() {
         .await;
     let summary = sim.say(chat, "zhangsan", "完成", "请核对").await.join("\n");
     assert!(
-        summary.contains("110105********002X"),
+        summary.contains("110105＊＊＊＊＊＊＊＊002X"),
         "masked in the summary: {summary}"
     );
     assert!(
@@ -59,7 +59,7 @@ async fn app_happy_path_files_a_ticket_and_notifies() {
     );
     let filed = sim.say(chat, "zhangsan", "提交", "工单已提交").await;
     let number = number_in(&filed);
-    assert!(filed.join("\n").contains("110105********002X"));
+    assert!(filed.join("\n").contains("110105＊＊＊＊＊＊＊＊002X"));
 
     let t = app
         .tickets()
@@ -87,7 +87,7 @@ async fn app_happy_path_files_a_ticket_and_notifies() {
     let notice = sim.wait_text("robot", "-", 0, &number).await;
     let text = notice[0]["text"].as_str().expect("text");
     assert!(
-        text.contains("110105********002X") && text.contains("张三"),
+        text.contains("110105＊＊＊＊＊＊＊＊002X") && text.contains("张三"),
         "{text}"
     );
     assert!(
@@ -125,7 +125,7 @@ async fn group_happy_path_with_a_mixed_screenshot() {
         .await;
     let summary = sim.say(&g, "lisi", "完成", "请核对").await.join("\n");
     assert!(
-        summary.contains("138****5678") && !summary.contains("13812345678"),
+        summary.contains("138＊＊＊＊5678") && !summary.contains("13812345678"),
         "{summary}"
     );
     let number = number_in(&sim.say(&g, "lisi", "提交", "工单已提交").await);

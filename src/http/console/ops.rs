@@ -165,7 +165,7 @@ pub async fn publish_ticket(state: &AppState, number: &str) -> Result<String, Co
         let events = tickets.events(t.id)?;
         let entry = Entry {
             id,
-            question: crate::ident::mask_text(&crate::util::truncate_chars(&t.description, 60)),
+            question: crate::ident::mask_truncate(&t.description, 60),
             similar: Vec::new(),
             system: t.system.clone(),
             tags: t

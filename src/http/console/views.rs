@@ -127,7 +127,7 @@ pub fn row(t: &Ticket, s: &SlaState, clock: &Clock) -> RowView {
         status_key: t.status.key(),
         status_label: t.status.label(),
         system: t.system.clone(),
-        summary: crate::ident::mask_text(&crate::util::truncate_chars(&t.description, 40)),
+        summary: crate::ident::mask_truncate(&t.description, 40),
         category: t.category.map(|c| c.label().to_owned()).unwrap_or_default(),
         reporter: t.reporter_label(),
         priority: t.priority.key(),
