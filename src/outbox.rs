@@ -30,7 +30,9 @@
 //!   repeat a message WeCom already delivered, so it goes with WeCom's duplicate check over
 //!   the time since the job's first attempt. Lanes are FIFO, so nothing identical was
 //!   legitimately sent to that member in that window; first attempts go without the check,
-//!   so a text repeated on purpose ("请重新输入…") always arrives.
+//!   and so does a re-attempt whose lane delivered the very same message within the window
+//!   (the member was meant to get it twice), so a text repeated on purpose ("请重新输入…")
+//!   always arrives.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
@@ -355,7 +357,35 @@ struct Lanes {
     limiter: RateLimiter,
     /// Lane where the last round stopped, for round-robin fairness.
     cursor: Option<String>,
+    /// The last message delivered in each lane and when, to know when WeCom's duplicate
+    /// check would swallow a re-attempt of a text repeated on purpose.
+    last_sent: HashMap<String, (Message, Instant)>,
 }
+
+impl Lanes {
+    /// Whether a re-attempt of `job` may ask WeCom to drop it as a duplicate within `window`:
+    /// not when the lane's previous delivery, inside that window, was the same message (the
+    /// member was meant to get it twice).
+    fn may_dedupe(&self, job: &Job, window: Duration, now: Instant) -> bool {
+        !self
+            .last_sent
+            .get(&job.dest.lane())
+            .is_some_and(|(msg, at)| *msg == job.msg && now.duration_since(*at) < window)
+    }
+
+    fn delivered(&mut self, job: &Job, at: Instant) {
+        if self.last_sent.len() >= 10_000 {
+            self.last_sent
+                .retain(|_, (_, t)| at.duration_since(*t) < DEDUPE_MARGIN * 360);
+        }
+        self.last_sent
+            .insert(job.dest.lane(), (job.msg.clone(), at));
+    }
+}
+
+/// Added to the time since a job's first attempt to make WeCom's duplicate-check window
+/// (clocks and whole seconds).
+const DEDUPE_MARGIN: Duration = Duration::from_secs(10);
 
 impl Deliverer {
     pub fn new(outbox: Outbox, client: Arc<Client>, cfg: OutboxConfig) -> Deliverer {
@@ -466,15 +496,24 @@ impl Deliverer {
         self.outbox.store.durable().await?;
 
         let client = &self.client;
-        let results =
-            futures_util::future::join_all(batch.iter().map(|job| deliver(client, job, now_ms)))
-                .await;
+        let results = futures_util::future::join_all(batch.iter().map(|job| {
+            // Re-attempts may repeat a delivered message: let WeCom drop the copy (see the
+            // module docs), unless that would drop a repetition meant to arrive.
+            let dedupe = (job.attempts > 1).then(|| {
+                let first = job.first_attempt_at.unwrap_or(now_ms);
+                Duration::from_millis((now_ms - first).max(0) as u64) + DEDUPE_MARGIN
+            });
+            let dedupe = dedupe.filter(|window| lanes.may_dedupe(job, *window, now));
+            deliver(client, job, dedupe)
+        }))
+        .await;
         let sent_at = Instant::now();
         for (mut job, result) in batch.into_iter().zip(results) {
             let lane = job.dest.lane();
             match result {
                 Ok(response_code) => {
                     lanes.limiter.record(&lane, sent_at);
+                    lanes.delivered(&job, sent_at);
                     let done = Delivered {
                         at: crate::util::unix_millis(),
                         attempts: job.attempts,
@@ -507,13 +546,13 @@ impl Deliverer {
     }
 }
 
-/// Send one job; returns the card response_code when WeCom gives one.
-async fn deliver(client: &Client, job: &Job, now_ms: i64) -> Result<String, ClientError> {
-    // Re-attempts may repeat a delivered message: let WeCom drop the copy (see module docs).
-    let dedupe = (job.attempts > 1).then(|| {
-        let since_first = now_ms - job.first_attempt_at.unwrap_or(now_ms);
-        Duration::from_millis(since_first.max(0) as u64) + Duration::from_secs(10)
-    });
+/// Send one job, asking WeCom to drop it as a duplicate of anything identical within
+/// `dedupe`; returns the card response_code when WeCom gives one.
+async fn deliver(
+    client: &Client,
+    job: &Job,
+    dedupe: Option<Duration>,
+) -> Result<String, ClientError> {
     let msg = &job.msg;
     match &job.dest {
         Destination::Member { userid } => client

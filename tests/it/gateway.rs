@@ -536,3 +536,29 @@ async fn a_hanging_user_lookup_delays_no_answer() {
     // (In the ordered path, each lookup would hold the queue for the client's 10 s timeout,
     // longer than `wait_text` waits.)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_repeated_on_purpose_arrives_even_when_retried() {
+    // The same answer twice in a row; the second's first attempt fails, and its re-attempt
+    // must not be swallowed by WeCom's duplicate check as a copy of the first.
+    let app = TestApp::start().await;
+    let sim = app.sim();
+    sim.say("app:lisi", "lisi", "取消", "没有进行中的提单")
+        .await;
+    sim.post(
+        "/api/faults",
+        json!({ "endpoint": "message/send", "codes": [-1] }),
+    )
+    .await;
+    sim.send("app:lisi", "lisi", "取消").await;
+    app.settled(0).await;
+    let texts = super::common::texts(&sim.replies("app:lisi", "lisi", 0).await);
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| t.contains("没有进行中的提单"))
+            .count(),
+        2,
+        "{texts:?}"
+    );
+}
