@@ -121,8 +121,9 @@ impl IntoResponse for CallbackError {
 /// Console and API errors.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConsoleError {
+    /// A page needs a login; `next` is the page to return to after it.
     #[error("请先登录")]
-    LoginRequired,
+    LoginRequired { next: String },
     #[error("未登录或凭证无效")]
     Unauthorized,
     #[error("没有权限访问该页面")]
@@ -182,7 +183,7 @@ impl ConsoleError {
     /// `(status, stable code)` for each error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            ConsoleError::LoginRequired => (StatusCode::SEE_OTHER, "login_required"),
+            ConsoleError::LoginRequired { .. } => (StatusCode::SEE_OTHER, "login_required"),
             ConsoleError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ConsoleError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ConsoleError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
@@ -260,12 +261,12 @@ impl IntoResponse for ConsoleError {
     /// Page form: a redirect to the login, or a small error page.
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if status == StatusCode::SEE_OTHER {
-            return (
-                StatusCode::SEE_OTHER,
-                [(header::LOCATION, "/console/login")],
-            )
-                .into_response();
+        if let ConsoleError::LoginRequired { next } = &self {
+            let location = match safe_next(next) {
+                Some(next) => format!("/console/login?next={}", urlencode(next)),
+                None => "/console/login".to_owned(),
+            };
+            return (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
         }
         let message = self.to_string();
         let mut res = (status, Html(error_page(status, &message, None))).into_response();
@@ -273,6 +274,29 @@ impl IntoResponse for ConsoleError {
             .insert(self.failure(code, Some(message)));
         res
     }
+}
+
+/// `next` when it is a console page to return to after the login (never another site).
+pub fn safe_next(next: &str) -> Option<&str> {
+    let ok = next.starts_with("/console/")
+        && next != "/console/"
+        && !next.starts_with("/console/login")
+        && !next.contains("//")
+        && !next.contains('\\')
+        && next.len() <= 512
+        && next.bytes().all(|b| b.is_ascii_graphic());
+    ok.then_some(next)
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn error_page(status: StatusCode, message: &str, request_id: Option<&str>) -> String {
@@ -353,6 +377,24 @@ mod tests {
                 .to_string()
                 .contains("disk on fire")
         );
+    }
+
+    #[test]
+    fn only_console_pages_are_returned_to_after_login() {
+        assert_eq!(
+            safe_next("/console/tickets/IT20261121-0001"),
+            Some("/console/tickets/IT20261121-0001")
+        );
+        for bad in [
+            "https://evil.example/console/",
+            "//evil.example/console/",
+            "/console//evil.example",
+            "/console/login?next=/console/",
+            "/elsewhere",
+            "/console/\\evil",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -47,10 +47,13 @@ impl Console {
     fn keep_cookies(&mut self, r: &reqwest::Response) {
         for v in r.headers().get_all("set-cookie") {
             let s = v.to_str().expect("ascii");
-            assert!(
-                s.contains("HttpOnly") && s.contains("SameSite=Strict"),
-                "{s}"
-            );
+            // The session is Lax (links from WeCom notices), the login form's token Strict.
+            let same_site = if s.starts_with("hd_session=") {
+                "SameSite=Lax"
+            } else {
+                "SameSite=Strict"
+            };
+            assert!(s.contains("HttpOnly") && s.contains(same_site), "{s}");
             let (kv, _) = s.split_once(';').unwrap_or((s, ""));
             let (k, val) = kv.split_once('=').expect("k=v");
             self.cookies.retain(|(name, _)| name != k);
@@ -879,4 +882,67 @@ async fn the_bearer_token_must_match_exactly() {
             "{wrong:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_link_returns_to_its_ticket_after_the_login() {
+    let (app, number) = app_with_ticket().await;
+    let mut c = Console::new(&app);
+    let path = format!("/console/tickets/{number}");
+    let r = c.get(&path).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().expect("ascii").to_owned();
+    assert_eq!(
+        location,
+        format!("/console/login?next=%2Fconsole%2Ftickets%2F{number}")
+    );
+    let page = c.get(&location).await.text().await.expect("login page");
+    assert!(
+        page.contains(&format!(r#"name="next" value="{path}""#)),
+        "{page}"
+    );
+    let token = token_in(&page);
+    let r = c
+        .post_form(
+            "/console/login",
+            &[
+                ("login", "handler"),
+                ("password", "handler-demo"),
+                ("_csrf", &token),
+                ("next", &path),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], path.as_str());
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("hd_session="))
+        .expect("a session cookie")
+        .to_owned();
+    assert!(session.contains("SameSite=Lax"), "{session}");
+    // Another site as `next` is ignored.
+    let mut c = Console::new(&app);
+    let page = c
+        .get("/console/login")
+        .await
+        .text()
+        .await
+        .expect("login page");
+    let token = token_in(&page);
+    let r = c
+        .post_form(
+            "/console/login",
+            &[
+                ("login", "handler"),
+                ("password", "handler-demo"),
+                ("_csrf", &token),
+                ("next", "//evil.example/console/"),
+            ],
+        )
+        .await;
+    assert_eq!(r.headers()["location"], "/console/");
 }

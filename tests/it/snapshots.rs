@@ -111,6 +111,7 @@ fn login_page() {
         csrf: "login-token".into(),
         error: Some("用户名或密码错误".into()),
         login: "handler".into(),
+        next: String::new(),
     };
     check("login", &page.render().expect("render"));
 }

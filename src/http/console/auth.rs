@@ -113,6 +113,20 @@ async fn require(
     Ok(c)
 }
 
+/// To the login, and back to this page after it (a GET only: a form post is not repeated).
+fn login_required(parts: &Parts) -> ConsoleError {
+    let next = if parts.method == axum::http::Method::GET {
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    ConsoleError::LoginRequired { next }
+}
+
 /// A person logged in to the console (pages redirect to the login otherwise).
 pub struct PageUser(pub Caller);
 
@@ -123,7 +137,7 @@ impl FromRequestParts<AppState> for PageUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        require(parts, state, ConsoleError::LoginRequired, false)
+        require(parts, state, login_required(parts), false)
             .await
             .map(PageUser)
     }
@@ -156,7 +170,7 @@ impl FromRequestParts<AppState> for AdminPage {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        require(parts, state, ConsoleError::LoginRequired, true)
+        require(parts, state, login_required(parts), true)
             .await
             .map(AdminPage)
     }

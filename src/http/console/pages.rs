@@ -18,7 +18,7 @@ use super::ops::{self, ActionInput, blocking};
 use super::views::{self, Clock, Filters, Flash, UserView};
 use crate::accounts::{AuthError, Role};
 use crate::http::AppState;
-use crate::http::error::ConsoleError;
+use crate::http::error::{ConsoleError, safe_next};
 
 fn render(t: impl Template) -> Result<Html<String>, ConsoleError> {
     t.render().map(Html).map_err(ConsoleError::internal)
@@ -43,14 +43,23 @@ fn csrf(c: &Caller) -> String {
     c.csrf.clone().unwrap_or_default()
 }
 
-fn cookie_header(state: &AppState, name: &str, value: &str, max_age: i64) -> HeaderValue {
+/// `SameSite=Lax` for the session: a link from a WeCom notice (a cross-site GET) opens the
+/// ticket without a new login, while a cross-site form post carries no session (and every
+/// state change needs the CSRF token too). `Strict` for the login form's token.
+fn cookie_header(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    max_age: i64,
+    same_site: &str,
+) -> HeaderValue {
     let secure = if state.cfg.server.public_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+        "{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -94,6 +103,7 @@ fn login_page(
     state: &AppState,
     error: Option<String>,
     login: String,
+    next: &str,
     status: StatusCode,
 ) -> Response {
     let token = crate::util::random_hex(16);
@@ -101,13 +111,14 @@ fn login_page(
         csrf: token.clone(),
         error,
         login,
+        next: safe_next(next).unwrap_or_default().to_owned(),
     };
     match render(page) {
         Ok(html) => {
             let mut r = (status, html).into_response();
             r.headers_mut().append(
                 header::SET_COOKIE,
-                cookie_header(state, LOGIN_CSRF_COOKIE, &token, 1800),
+                cookie_header(state, LOGIN_CSRF_COOKIE, &token, 1800, "Strict"),
             );
             r
         }
@@ -115,13 +126,23 @@ fn login_page(
     }
 }
 
-pub async fn login_form(State(state): State<AppState>, parts: Parts) -> Response {
+#[derive(Debug, Default, Deserialize)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn login_form(
+    State(state): State<AppState>,
+    Query(q): Query<NextQuery>,
+    parts: Parts,
+) -> Response {
     if let Some(id) = cookie(&parts.headers, SESSION_COOKIE)
         && matches!(state.accounts.session(&id), Ok(Some(_)))
     {
-        return Redirect::to("/console/").into_response();
+        return Redirect::to(safe_next(&q.next).unwrap_or("/console/")).into_response();
     }
-    login_page(&state, None, String::new(), StatusCode::OK)
+    login_page(&state, None, String::new(), &q.next, StatusCode::OK)
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +153,9 @@ pub struct LoginForm {
     password: String,
     #[serde(default, rename = "_csrf")]
     csrf: String,
+    /// The console page to return to.
+    #[serde(default)]
+    next: String,
 }
 
 pub async fn login(
@@ -149,6 +173,7 @@ pub async fn login(
             &state,
             Some(ConsoleError::Csrf.to_string()),
             form.login,
+            &form.next,
             StatusCode::FORBIDDEN,
         );
     }
@@ -160,14 +185,15 @@ pub async fn login(
     match result {
         Ok(Ok((id, _))) => {
             let ttl = state.cfg.console.session_ttl.as_secs() as i64;
-            let mut r = Redirect::to("/console/").into_response();
+            let to = safe_next(&form.next).unwrap_or("/console/");
+            let mut r = Redirect::to(to).into_response();
             r.headers_mut().append(
                 header::SET_COOKIE,
-                cookie_header(&state, SESSION_COOKIE, &id, ttl),
+                cookie_header(&state, SESSION_COOKIE, &id, ttl, "Lax"),
             );
             r.headers_mut().append(
                 header::SET_COOKIE,
-                cookie_header(&state, LOGIN_CSRF_COOKIE, "", 0),
+                cookie_header(&state, LOGIN_CSRF_COOKIE, "", 0, "Strict"),
             );
             r
         }
@@ -175,10 +201,14 @@ pub async fn login(
             &state,
             Some(e.to_string()),
             login,
+            &form.next,
             StatusCode::TOO_MANY_REQUESTS,
         ),
         Ok(Err(e @ AuthError::Storage(_))) => ConsoleError::from(e).into_response(),
-        Ok(Err(e)) => login_page(&state, Some(e.to_string()), login, StatusCode::UNAUTHORIZED),
+        Ok(Err(e)) => {
+            let status = StatusCode::UNAUTHORIZED;
+            login_page(&state, Some(e.to_string()), login, &form.next, status)
+        }
         Err(e) => ConsoleError::internal(e).into_response(),
     }
 }
@@ -204,7 +234,7 @@ pub async fn logout(
     let mut r = Redirect::to("/console/login").into_response();
     r.headers_mut().append(
         header::SET_COOKIE,
-        cookie_header(&state, SESSION_COOKIE, "", 0),
+        cookie_header(&state, SESSION_COOKIE, "", 0, "Lax"),
     );
     Ok(r)
 }

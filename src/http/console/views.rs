@@ -144,6 +144,8 @@ pub struct LoginPage {
     pub csrf: String,
     pub error: Option<String>,
     pub login: String,
+    /// The console page to return to after the login (validated), or empty.
+    pub next: String,
 }
 
 #[derive(Template)]
