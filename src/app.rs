@@ -22,8 +22,8 @@ use crate::kb::Kb;
 use crate::kb::log::FaqLog;
 use crate::outbox::{Deliverer, Outbox};
 use crate::script::Scripts;
-use crate::shutdown::{Shutdown, periodic, supervise};
-use crate::store::Store;
+use crate::shutdown::{self, Shutdown, periodic, supervise};
+use crate::store::{Health, Store};
 use crate::tickets::{TicketSettings, Tickets};
 use crate::wecom::MsgCrypt;
 use crate::wecom::client::{Client, ClientConfig};
@@ -41,6 +41,8 @@ pub struct Services {
     pub accounts: Arc<Accounts>,
     pub client: Arc<Client>,
     pub engine: Arc<Engine>,
+    /// Whether the database writes (the storage watchdog keeps it).
+    pub storage: Arc<Health>,
 }
 
 impl Services {
@@ -122,19 +124,36 @@ impl Services {
             accounts,
             client,
             engine,
+            storage: Arc::new(Health::default()),
         })
     }
 }
 
 /// Run the gateway (and, when `sim.enabled`, the simulator) on `listener` until `shutdown`.
+///
+/// When the database latched a failed write (sled fails every write after one failed, e.g.
+/// on a full disk) and the disk takes writes again, the services stop in order and are
+/// built again on a reopened database, on the same listener: the desk recovers by itself.
 pub async fn run(cfg: Config, listener: TcpListener, shutdown: Shutdown) -> crate::Result<()> {
     let bound = listener.local_addr()?;
     let cfg = Arc::new(cfg);
-    // Opening the store, loading the kb (jieba, tantivy) and hashing are blocking work.
-    let (api_base, public_url) = (cfg.api_base(bound), cfg.public_url(bound));
-    let build = tokio::task::spawn_blocking(move || Services::build(cfg, api_base, public_url));
-    let services = Arc::new(build.await.map_err(std::io::Error::other)??);
-    serve(services, listener, shutdown).await
+    let listener = listener.into_std()?;
+    loop {
+        // Opening the store, loading the kb (jieba, tantivy) and hashing are blocking work.
+        let (c, api_base, public_url) = (cfg.clone(), cfg.api_base(bound), cfg.public_url(bound));
+        let build = tokio::task::spawn_blocking(move || Services::build(c, api_base, public_url));
+        let services = Arc::new(build.await.map_err(std::io::Error::other)??);
+        let round = TcpListener::from_std(listener.try_clone()?)?;
+        let served = serve(services.clone(), round, shutdown.clone()).await;
+        if !services.storage.reopen_requested() || shutdown.is_triggered() {
+            return served;
+        }
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "stopping on a failing database");
+        }
+        drop(services);
+        tracing::warn!("the disk takes writes again: reopening the database");
+    }
 }
 
 /// How [`serve`] runs.
@@ -172,6 +191,18 @@ pub async fn serve_with(
     let bound = listener.local_addr()?;
     let cfg = services.cfg.clone();
     let api_base = cfg.api_base(bound);
+    // This round ends at shutdown, or when the database must be reopened.
+    let (round, round_sd) = shutdown::channel();
+    let forward = {
+        let (mut outer, health) = (shutdown.clone(), services.storage.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = outer.wait() => {}
+                () = health.reopen_wanted() => {}
+            }
+            round.trigger();
+        })
+    };
 
     let state = AppState {
         cfg: cfg.clone(),
@@ -187,6 +218,7 @@ pub async fn serve_with(
             "",
         )?),
         ready: Arc::new(AtomicBool::new(false)),
+        storage: services.storage.clone(),
         tickets: services.tickets.clone(),
         accounts: services.accounts.clone(),
         kb: services.kb.clone(),
@@ -194,7 +226,7 @@ pub async fn serve_with(
         faq_log: services.faq_log.clone(),
         outbox: services.outbox.clone(),
         media: services.store.media().clone(),
-        shutdown: shutdown.clone(),
+        shutdown: round_sd.clone(),
     };
     if cfg.console.demo_accounts {
         let accounts = services.accounts.clone();
@@ -215,7 +247,7 @@ pub async fn serve_with(
     }
 
     let workers = if options.workers {
-        spawn_workers(&services, &shutdown)
+        spawn_workers(&services, &round_sd)
     } else {
         tracing::warn!("background workers are off: messages are stored but not processed");
         Vec::new()
@@ -223,7 +255,7 @@ pub async fn serve_with(
     ready.store(true, Ordering::Release);
     announce(&cfg, bound, &api_base);
 
-    let mut sd = shutdown.clone();
+    let mut sd = round_sd.clone();
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -232,6 +264,7 @@ pub async fn serve_with(
     .await?;
     tracing::info!("HTTP stopped; stopping workers");
     join_workers(workers).await;
+    forward.abort();
     let store = services.store.clone();
     tokio::task::spawn_blocking(move || store.flush_blocking())
         .await
@@ -287,6 +320,27 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<(&'static str, JoinHa
         }
         Ok(())
     });
+    // Storage: probe a write every second; while writes fail `/healthz` says so, and once the
+    // disk takes writes again a latched database is reopened (see `run`).
+    let (store, health) = (s.store.clone(), s.storage.clone());
+    let storage_watch = periodic("storage-watch", Duration::from_secs(1), move || {
+        match store.probe() {
+            Ok(()) => {
+                if health.set_failing(false) {
+                    tracing::info!("storage writes succeed again");
+                }
+            }
+            Err(e) => {
+                if !health.set_failing(true) {
+                    tracing::error!(error = %e, "storage writes fail: callbacks get 503");
+                }
+                if store.disk_takes_writes() {
+                    health.request_reopen();
+                }
+            }
+        }
+        Ok(())
+    });
     let script_reloader = periodic("script-reloader", Duration::from_secs(2), move || {
         match scripts.reload_if_changed() {
             Ok(true) => tracing::info!("intake scripts reloaded"),
@@ -303,6 +357,7 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<(&'static str, JoinHa
         start(sla_watch, shutdown),
         start(kb_reloader, shutdown),
         start(script_reloader, shutdown),
+        start(storage_watch, shutdown),
     ]
 }
 

@@ -42,6 +42,8 @@ pub struct AppState {
     pub bot_crypt: Arc<MsgCrypt>,
     /// Set once the workers run; `/healthz` answers 503 before.
     pub ready: Arc<AtomicBool>,
+    /// Whether the database writes; `/healthz` answers 503 while it does not.
+    pub storage: Arc<crate::store::Health>,
     pub tickets: Tickets,
     pub accounts: Arc<Accounts>,
     pub kb: Arc<Kb>,
@@ -135,9 +137,11 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ok")
-    } else {
+    if !state.ready.load(Ordering::Acquire) {
         (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    } else if state.storage.failing() {
+        (StatusCode::SERVICE_UNAVAILABLE, "storage failing")
+    } else {
+        (StatusCode::OK, "ok")
     }
 }

@@ -14,3 +14,4 @@ mod faq;
 mod gateway;
 mod intake;
 mod snapshots;
+mod storage;
