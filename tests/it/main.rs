@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod browser;
+mod chaos;
 mod cli;
 mod common;
 mod console;
