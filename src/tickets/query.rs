@@ -1,14 +1,19 @@
 //! The ticket queue's filters and ordering, from the console's query string (the page and
 //! the API take the same).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::sla::{self, SlaState};
 use super::{Category, Status, Ticket};
 use crate::config::SlaConfig;
 
+/// Tickets on one page of the console's queue.
+pub const PER_PAGE: usize = 50;
+/// The most tickets one API call may ask for.
+pub const MAX_PER_PAGE: usize = 500;
+
 /// Queue filters, from the query string (the API takes the same).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Filters {
     /// `open` (default), `all`, or a status key.
@@ -22,6 +27,21 @@ pub struct Filters {
     pub q: String,
     /// `sla` (default) or `age`.
     pub sort: String,
+    /// 1-based page; 0 (absent): the first.
+    pub page: usize,
+    /// Tickets a page (0: the default of whoever pages).
+    pub per_page: usize,
+}
+
+/// One page of a selection.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// 1-based, within `1..=pages`.
+    pub page: usize,
+    pub pages: usize,
+    /// Items over all pages.
+    pub total: usize,
 }
 
 fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -88,6 +108,43 @@ impl Filters {
             && self.query_ok(t)
     }
 
+    /// The page of `items` these filters ask for, `default_size` a page unless they say.
+    pub fn page_of<T>(&self, items: Vec<T>, default_size: usize) -> Page<T> {
+        let size = match self.per_page {
+            0 => default_size,
+            n => n.min(MAX_PER_PAGE),
+        }
+        .max(1);
+        let total = items.len();
+        let pages = total.div_ceil(size).max(1);
+        let page = self.page.clamp(1, pages);
+        let items = items
+            .into_iter()
+            .skip((page - 1) * size)
+            .take(size)
+            .collect();
+        Page {
+            items,
+            page,
+            pages,
+            total,
+        }
+    }
+
+    /// The query string of these filters at `page` (for the queue's page links).
+    pub fn query_for_page(&self, page: usize) -> String {
+        let f = Filters {
+            page,
+            ..self.clone()
+        };
+        let full = serde_urlencoded::to_string(&f).unwrap_or_default();
+        // Only what differs from the defaults: short links.
+        full.split('&')
+            .filter(|kv| !kv.ends_with('=') && *kv != "mine=false" && *kv != "per_page=0")
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
     /// Filter and sort `tickets` (newest first in, any order).
     pub fn select(
         &self,
@@ -130,6 +187,23 @@ mod tests {
             ..Filters::default()
         }
         .normalized()
+    }
+
+    #[test]
+    fn pages_are_clamped_and_links_keep_the_filters() {
+        let f = Filters {
+            q: "资金 不足".into(),
+            page: 9,
+            ..filters("all")
+        };
+        let p = f.page_of((0..120).collect(), 50);
+        assert_eq!((p.page, p.pages, p.total), (3, 3, 120));
+        assert_eq!(p.items, (100..120).collect::<Vec<_>>());
+        let q = f.query_for_page(2);
+        assert!(q.contains("status=all") && q.contains("page=2"), "{q}");
+        let back: Filters = serde_urlencoded::from_str(&q).expect("parses");
+        assert_eq!((back.q.as_str(), back.page), ("资金 不足", 2));
+        assert_eq!(Filters::default().page_of(Vec::<u8>::new(), 50).pages, 1);
     }
 
     #[test]

@@ -946,3 +946,90 @@ async fn a_notice_link_returns_to_its_ticket_after_the_login() {
         .await;
     assert_eq!(r.headers()["location"], "/console/");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_and_the_api_page_through_many_tickets() {
+    let (app, _first) = app_with_ticket().await;
+    // Sixty more tickets straight through the ticket service.
+    let store = &app.services().store;
+    let tickets = app.tickets();
+    for i in 0..60 {
+        let new = wecom_helpdesk::tickets::NewTicket {
+            reporter: "lisi".into(),
+            reporter_name: "李四".into(),
+            channel: wecom_helpdesk::wecom::Channel::App,
+            chat_type: wecom_helpdesk::wecom::ChatType::Single,
+            chat_id: "lisi".into(),
+            customer_id: wecom_helpdesk::ident::CustomerId {
+                kind: wecom_helpdesk::ident::IdKind::Mobile,
+                value: "13812345678".into(),
+            },
+            system: "交易".into(),
+            description: format!("第 {i} 个：委托一直未报"),
+            screenshots: vec!["ab".repeat(32)],
+        };
+        store
+            .transaction::<_, std::convert::Infallible>(&tickets.trees(), |tx| {
+                tickets.create_in(tx, &new, wecom_helpdesk::util::unix_millis())
+            })
+            .map_err(wecom_helpdesk::store::TxError::into_store)
+            .expect("file");
+    }
+    let mut c = Console::logged_in(&app, "handler", "handler-demo").await;
+    let page = c
+        .get("/console/?sort=age")
+        .await
+        .text()
+        .await
+        .expect("queue");
+    assert_eq!(page.matches("data-number=").count(), 50, "one page of 50");
+    assert!(
+        page.contains("共 61 条") && page.contains("第 1/2 页"),
+        "pager"
+    );
+    assert!(
+        page.contains(r#"href="?status=open&#38;sort=age&#38;page=2" rel="next""#),
+        "the next page keeps the filters: {}",
+        page.split("pager").nth(1).unwrap_or_default()
+    );
+    let page2 = c
+        .get("/console/?sort=age&page=2")
+        .await
+        .text()
+        .await
+        .expect("queue");
+    assert_eq!(page2.matches("data-number=").count(), 11);
+    let rows = c
+        .get("/console/queue/rows?sort=age&page=2")
+        .await
+        .text()
+        .await
+        .expect("rows");
+    assert_eq!(
+        rows.matches("data-number=").count(),
+        11,
+        "live rows keep the page"
+    );
+
+    let r = c
+        .api(
+            reqwest::Method::GET,
+            "/api/v1/tickets?per_page=25&page=3",
+            None,
+            false,
+        )
+        .await;
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        (v["count"].as_u64(), v["total"].as_u64()),
+        (Some(11), Some(61))
+    );
+    assert_eq!(v["pages"], 3);
+    let all: Value = c
+        .api(reqwest::Method::GET, "/api/v1/tickets", None, false)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(all["count"], 61, "unpaged calls get everything");
+}

@@ -132,11 +132,11 @@ fn queue_page() {
         .collect();
     let page = views::queue_page(
         chrome(),
-        filters,
+        filters.clone(),
         &views::systems_offered(&systems, &all),
         &logins,
         &counts,
-        &selected,
+        &filters.page_of(selected, 50),
         &clock(),
     );
     let html = page.render().expect("render");

@@ -15,7 +15,8 @@ use super::ops::{self, ActionInput, blocking};
 use super::views::Filters;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ConsoleError};
-use crate::tickets::{Ticket, sla};
+use crate::tickets::Ticket;
+use crate::tickets::sla::{self, SlaState};
 
 fn csrf_header(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
@@ -44,17 +45,33 @@ pub async fn tickets(
 ) -> Result<Json<Value>, ApiError> {
     let filters = filters.normalized();
     let now = crate::util::unix_millis();
-    let st = state.clone();
+    let (st, f) = (state.clone(), filters.clone());
     let selected = ops::blocking(move || {
-        let loaded = st.tickets.in_statuses(&filters.statuses())?;
-        Ok(filters.select(loaded, &c.login, &st.cfg.sla, now))
+        let loaded = st.tickets.in_statuses(&f.statuses())?;
+        Ok(f.select(loaded, &c.login, &st.cfg.sla, now))
     })
     .await?;
-    let list: Vec<Value> = selected
-        .iter()
-        .map(|(t, _)| ticket_json(t, &state, now))
-        .collect();
-    Ok(Json(json!({ "count": list.len(), "tickets": list })))
+    let json_of = |tickets: &[(Ticket, SlaState)]| -> Vec<Value> {
+        tickets
+            .iter()
+            .map(|(t, _)| ticket_json(t, &state, now))
+            .collect()
+    };
+    // Paged when the caller asks (`page`, `per_page`: 100 by default, 500 at most);
+    // everything otherwise.
+    if filters.page == 0 && filters.per_page == 0 {
+        let list = json_of(&selected);
+        return Ok(Json(json!({ "count": list.len(), "tickets": list })));
+    }
+    let page = filters.page_of(selected, 100);
+    let list = json_of(&page.items);
+    Ok(Json(json!({
+        "count": list.len(),
+        "tickets": list,
+        "total": page.total,
+        "page": page.page,
+        "pages": page.pages,
+    })))
 }
 
 pub async fn ticket(

@@ -246,7 +246,8 @@ struct QueueData {
     counts: Vec<(crate::tickets::Status, usize)>,
     /// The tickets in the filter's statuses, before the other filters.
     loaded: Vec<crate::tickets::Ticket>,
-    selected: Vec<(crate::tickets::Ticket, crate::tickets::sla::SlaState)>,
+    /// The page of the selection asked for.
+    page: views::Page<(crate::tickets::Ticket, crate::tickets::sla::SlaState)>,
     clock: Clock,
 }
 
@@ -264,7 +265,7 @@ async fn queue_data(
         Ok(QueueData {
             counts: state.tickets.status_counts()?,
             loaded,
-            selected,
+            page: filters.page_of(selected, crate::tickets::query::PER_PAGE),
             clock,
         })
     })
@@ -295,7 +296,7 @@ pub async fn queue(
         &views::systems_offered(&script_systems, &d.loaded),
         &logins,
         &d.counts,
-        &d.selected,
+        &d.page,
         &d.clock,
     ))
 }
@@ -307,7 +308,7 @@ pub async fn queue_rows(
 ) -> Result<Html<String>, ConsoleError> {
     let filters = filters.normalized();
     let d = queue_data(&state, &c, &filters).await?;
-    render(views::queue_rows(&d.counts, &d.selected, &d.clock))
+    render(views::queue_rows(&d.counts, &d.page, &filters, &d.clock))
 }
 
 /// Server-sent events: the id of every ticket that changes (`*` when some were missed).

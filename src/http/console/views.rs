@@ -7,7 +7,7 @@ use askama::Template;
 use crate::config::SlaConfig;
 use crate::kb::log::Report;
 use crate::outbox::Status as Delivery;
-pub use crate::tickets::query::Filters;
+pub use crate::tickets::query::{Filters, Page};
 use crate::tickets::sla::{self, SlaState};
 use crate::tickets::{Category, EventKind, Priority, Status, Ticket, TicketEvent};
 
@@ -151,6 +151,7 @@ pub struct LoginPage {
 #[derive(Template)]
 #[template(path = "queue.html", config = "src/http/console/askama.toml")]
 pub struct QueuePage {
+    pub pager: PagerView,
     pub user: UserView,
     pub csrf: String,
     pub flash: Option<Flash>,
@@ -168,6 +169,30 @@ pub struct QueuePage {
 pub struct QueueRows {
     pub counts: Vec<CountView>,
     pub rows: Vec<RowView>,
+    pub pager: PagerView,
+}
+
+/// "共 N 条 · 第 p/P 页" with links to the pages around.
+pub struct PagerView {
+    pub total: usize,
+    pub page: usize,
+    pub pages: usize,
+    /// `?…` of the previous and next pages, when there are.
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+impl PagerView {
+    fn new<T>(page: &Page<T>, filters: &Filters) -> PagerView {
+        let link = |p: usize| format!("?{}", filters.query_for_page(p));
+        PagerView {
+            total: page.total,
+            page: page.page,
+            pages: page.pages,
+            prev: (page.page > 1).then(|| link(page.page - 1)),
+            next: (page.page < page.pages).then(|| link(page.page + 1)),
+        }
+    }
 }
 
 /// The systems the queue's filter offers: the running script's, plus those of `loaded`
@@ -182,15 +207,17 @@ pub fn systems_offered<'a>(script: &'a [String], loaded: &'a [Ticket]) -> Vec<&'
     systems
 }
 
-/// The live part of the queue: counts per status, rows of `selected`.
+/// The live part of the queue: counts per status, the rows of this page, the pager.
 pub fn queue_rows(
     status_counts: &[(Status, usize)],
-    selected: &[(Ticket, SlaState)],
+    page: &Page<(Ticket, SlaState)>,
+    filters: &Filters,
     clock: &Clock,
 ) -> QueueRows {
     QueueRows {
         counts: counts(status_counts),
-        rows: selected.iter().map(|(t, s)| row(t, s, clock)).collect(),
+        rows: page.items.iter().map(|(t, s)| row(t, s, clock)).collect(),
+        pager: PagerView::new(page, filters),
     }
 }
 
@@ -201,10 +228,10 @@ pub fn queue_page(
     systems: &[&str],
     logins: &[String],
     status_counts: &[(Status, usize)],
-    selected: &[(Ticket, SlaState)],
+    page: &Page<(Ticket, SlaState)>,
     clock: &Clock,
 ) -> QueuePage {
-    let rows = queue_rows(status_counts, selected, clock);
+    let rows = queue_rows(status_counts, page, &filters, clock);
     let mut status_opts: Vec<(&str, &str)> = vec![("open", "未完成"), ("all", "全部")];
     status_opts.extend(Status::ALL.iter().map(|s| (s.key(), s.label())));
     QueuePage {
@@ -220,6 +247,7 @@ pub fn queue_page(
         ),
         counts: rows.counts,
         rows: rows.rows,
+        pager: rows.pager,
         user: chrome.user,
         csrf: chrome.csrf,
         flash: chrome.flash,
