@@ -29,12 +29,12 @@ enum Command {
     Serve,
     /// Run only the WeCom simulator on sim.listen, posting callbacks to sim.gateway_url.
     Sim,
-    /// Inspect the outbox (run while the gateway is stopped).
+    /// Inspect the outbox (the gateway must be stopped; the console shows the same).
     Outbox {
         #[command(subcommand)]
         action: OutboxAction,
     },
-    /// Inspect the inbox (run while the gateway is stopped).
+    /// Inspect the inbox (the gateway must be stopped).
     Inbox {
         #[command(subcommand)]
         action: InboxAction,
@@ -49,7 +49,7 @@ enum Command {
         #[command(subcommand)]
         action: ScriptAction,
     },
-    /// Console accounts (run while the gateway is stopped).
+    /// Console accounts (the gateway must be stopped; admins add accounts in the console).
     User {
         #[command(subcommand)]
         action: UserAction,
@@ -406,13 +406,12 @@ async fn on_signal(trigger: shutdown::Trigger) {
     trigger.trigger();
 }
 
+/// Open the database for an operator command (refused, saying so, while a gateway runs on it).
 fn open_store(cfg: &Config) -> anyhow::Result<store::Store> {
-    store::Store::open(&cfg.storage.data_dir, cfg.storage.cache_capacity_bytes).with_context(|| {
-        format!(
-            "opening {} (is the gateway still running?)",
-            cfg.storage.data_dir.display()
-        )
-    })
+    Ok(store::Store::open(
+        &cfg.storage.data_dir,
+        cfg.storage.cache_capacity_bytes,
+    )?)
 }
 
 fn outbox_cmd(cfg: &Config, action: OutboxAction) -> anyhow::Result<()> {

@@ -58,6 +58,11 @@ pub enum Error {
         "cannot open the database at {path}: {message}. Restore the data directory from a backup"
     )]
     Open { path: PathBuf, message: String },
+    #[error(
+        "the database at {0} is in use by a running gateway: stop it first (the console's \
+         admin pages show the same information while it runs)"
+    )]
+    InUse(PathBuf),
     #[error("the durability flusher stopped: {0}")]
     Flush(String),
     #[error("media file error: {0}")]
@@ -135,9 +140,15 @@ impl Store {
             .cache_capacity(cache_capacity_bytes)
             .flush_every_ms(Some(500))
             .open()
-            .map_err(|e| Error::Open {
-                path: db_path.clone(),
-                message: e.to_string(),
+            .map_err(|e| match e {
+                // sled takes an exclusive file lock: another process has the database open.
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    Error::InUse(db_path.clone())
+                }
+                e => Error::Open {
+                    path: db_path.clone(),
+                    message: e.to_string(),
+                },
             })?;
         let store = Store {
             flusher: DurableWriter::start("sled-group-commit", durable::FlushOnly, flusher(&db))?,

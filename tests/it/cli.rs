@@ -121,3 +121,25 @@ fn user_add_creates_an_account_that_can_log_in() {
         Err(AuthError::BadCredentials)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_refuse_clearly_while_the_gateway_runs() {
+    let app = super::common::TestApp::start().await;
+    for args in [
+        &["outbox", "dead"][..],
+        &["inbox", "dead"][..],
+        &["user", "list"][..],
+    ] {
+        let out = bin()
+            .args(args)
+            .env("HELPDESK__STORAGE__DATA_DIR", app.dir.path())
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran on a database in use");
+        assert!(
+            stderr.contains("in use by a running gateway: stop it first"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
