@@ -226,6 +226,7 @@ pub async fn serve_with(
         faq_log: services.faq_log.clone(),
         outbox: services.outbox.clone(),
         media: services.store.media().clone(),
+        store: services.store.clone(),
         shutdown: round_sd.clone(),
     };
     if cfg.console.demo_accounts {

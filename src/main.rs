@@ -49,6 +49,16 @@ enum Command {
         #[command(subcommand)]
         action: ScriptAction,
     },
+    /// Write a snapshot of the database and the media files into storage.backup_dir (or
+    /// --to). While the gateway runs, it asks the gateway (console.api_token needed).
+    Backup {
+        /// Folder to create (only while the gateway is stopped).
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+    /// Restore a snapshot into storage.data_dir: with the gateway stopped, into a data
+    /// directory that holds no database.
+    Restore { from: PathBuf },
     /// Console accounts (the gateway must be stopped; admins add accounts in the console).
     User {
         #[command(subcommand)]
@@ -174,6 +184,80 @@ fn main() -> anyhow::Result<()> {
         } => kb_report(&cfg, days),
         Command::Kb { action } => kb_cmd(&action),
         Command::User { action } => user_cmd(&cfg, action),
+        Command::Backup { to } => backup_cmd(&cfg, to, &runtime),
+        Command::Restore { from } => {
+            let report = store::Store::restore(
+                &from,
+                &cfg.storage.data_dir,
+                cfg.storage.cache_capacity_bytes,
+            )?;
+            println!(
+                "restored {} entries and {} media files into {}",
+                report.entries,
+                report.media_files,
+                cfg.storage.data_dir.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A snapshot, taken directly when the gateway is stopped, else by the running gateway.
+fn backup_cmd(
+    cfg: &Config,
+    to: Option<PathBuf>,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    match store::Store::open(&cfg.storage.data_dir, cfg.storage.cache_capacity_bytes) {
+        Ok(store) => {
+            let dir =
+                to.unwrap_or_else(|| cfg.storage.backup_dir.join(store::Store::snapshot_name()));
+            let r = store.snapshot(&dir)?;
+            println!(
+                "snapshot {}: {} entries, {} media files",
+                dir.display(),
+                r.entries,
+                r.media_files
+            );
+            Ok(())
+        }
+        Err(store::Error::InUse(_)) => {
+            anyhow::ensure!(
+                to.is_none(),
+                "the gateway is running: it writes the snapshot into storage.backup_dir (--to only \
+                 works while it is stopped)"
+            );
+            let token = cfg.console.api_token.expose();
+            anyhow::ensure!(
+                !token.is_empty(),
+                "the gateway is running: set console.api_token to back it up from the shell, \
+                 or use POST /api/v1/admin/backup as an admin"
+            );
+            let url = format!(
+                "http://{}/api/v1/admin/backup",
+                wecom_helpdesk::config::loopback_for(cfg.server.listen)
+            );
+            let answer: serde_json::Value = runtime.block_on(async {
+                let r = reqwest::Client::new()
+                    .post(&url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .context("asking the running gateway for a snapshot")?;
+                let status = r.status();
+                let body: serde_json::Value = r.json().await.context("the gateway's answer")?;
+                anyhow::ensure!(status.is_success(), "the gateway answered {status}: {body}");
+                Ok(body)
+            })?;
+            println!(
+                "snapshot {} (by the running gateway): {} entries, {} media files",
+                answer["path"].as_str().unwrap_or_default(),
+                answer["entries"],
+                answer["media_files"]
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

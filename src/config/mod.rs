@@ -86,6 +86,8 @@ pub struct ServerConfig {
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
+    /// Where snapshots go (`wecom-helpdesk backup`, the admin API), one folder each.
+    pub backup_dir: PathBuf,
     pub cache_capacity_bytes: u64,
     pub dedupe_ttl: Duration,
 }

@@ -55,6 +55,7 @@ impl Default for RawServer {
 #[serde(default)]
 struct RawStorage {
     data_dir: String,
+    backup_dir: String,
     cache_capacity_mb: u64,
     dedupe_ttl_hours: u64,
 }
@@ -63,6 +64,7 @@ impl Default for RawStorage {
     fn default() -> Self {
         RawStorage {
             data_dir: "data".into(),
+            backup_dir: "backups".into(),
             cache_capacity_mb: 64,
             dedupe_ttl_hours: 72,
         }
@@ -360,8 +362,15 @@ impl RawStorage {
                 "must not be empty",
             ));
         }
+        if self.backup_dir.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "storage.backup_dir",
+                "must not be empty",
+            ));
+        }
         Ok(StorageConfig {
             data_dir: PathBuf::from(self.data_dir),
+            backup_dir: PathBuf::from(self.backup_dir),
             cache_capacity_bytes: self.cache_capacity_mb.max(8) * 1024 * 1024,
             dedupe_ttl: Duration::from_secs(self.dedupe_ttl_hours.max(1) * 3600),
         })

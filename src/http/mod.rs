@@ -51,6 +51,8 @@ pub struct AppState {
     pub faq_log: FaqLog,
     pub outbox: Outbox,
     pub media: MediaStore,
+    /// The database, for backups.
+    pub store: crate::store::Store,
     /// Ends long-lived responses (server-sent events) at shutdown.
     pub shutdown: Shutdown,
 }

@@ -16,6 +16,7 @@
 //! Domain modules declare their own trees with [`Store::tree`] (name and key layout once,
 //! in their module docs); sled types never leave this module.
 
+pub mod backup;
 pub mod codec;
 pub mod durable;
 pub mod media;
@@ -119,6 +120,9 @@ impl Health {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// Every write holds it shared; a snapshot holds it exclusively, so it sees every
+    /// transaction whole (see [`backup`]).
+    barrier: Barrier,
     flusher: DurableWriter<durable::FlushOnly>,
     media: media::MediaStore,
     dir: PathBuf,
@@ -151,6 +155,7 @@ impl Store {
                 },
             })?;
         let store = Store {
+            barrier: Barrier::default(),
             flusher: DurableWriter::start("sled-group-commit", durable::FlushOnly, flusher(&db))?,
             media: media::MediaStore::new(dir.join("media")),
             db,
@@ -207,6 +212,7 @@ impl Store {
     fn open_tree<K: Key, V: Record>(&self, name: &'static str) -> Result<Tree<K, V>> {
         Ok(Tree {
             inner: RawTree(self.db.open_tree(name)?),
+            barrier: self.barrier.clone(),
             name,
             _types: PhantomData,
         })
@@ -267,6 +273,7 @@ impl Store {
     ) -> Result<R, TxError<E>> {
         let raw: Vec<&sled::Tree> = trees.iter().map(|t| &t.raw().0).collect();
         let names: Vec<&'static str> = trees.iter().map(|t| t.name()).collect();
+        let _write = self.barrier.write_guard();
         let result = raw
             .as_slice()
             .transaction(|views: &Vec<TransactionalTree>| {
@@ -289,6 +296,21 @@ impl Store {
             Err(TransactionError::Abort(Inner::Store(e))) => Err(TxError::Store(e)),
             Err(TransactionError::Storage(e)) => Err(TxError::Store(Error::Sled(e))),
         }
+    }
+}
+
+/// Writes take it shared, a snapshot exclusively (so a snapshot never sees half of a
+/// transaction). Uncontended, a shared take costs a few atomic operations.
+#[derive(Clone, Default)]
+struct Barrier(std::sync::Arc<std::sync::RwLock<()>>);
+
+impl Barrier {
+    fn write_guard(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn snapshot_guard(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -378,6 +400,7 @@ pub struct RawTree(sled::Tree);
 /// A typed sled tree: keys `K`, values `V`.
 pub struct Tree<K, V> {
     inner: RawTree,
+    barrier: Barrier,
     name: &'static str,
     _types: PhantomData<fn() -> (K, V)>,
 }
@@ -386,6 +409,7 @@ impl<K, V> Clone for Tree<K, V> {
     fn clone(&self) -> Self {
         Tree {
             inner: self.inner.clone(),
+            barrier: self.barrier.clone(),
             name: self.name,
             _types: PhantomData,
         }
@@ -435,11 +459,13 @@ impl<K: Key, V: Record> Tree<K, V> {
     }
 
     pub fn insert(&self, key: &K, value: &V) -> Result<()> {
+        let _write = self.barrier.write_guard();
         self.inner.0.insert(key.encode(), value.to_bytes())?;
         Ok(())
     }
 
     pub fn remove(&self, key: &K) -> Result<Option<V>> {
+        let _write = self.barrier.write_guard();
         self.inner
             .0
             .remove(key.encode())?
@@ -509,6 +535,7 @@ impl<K: Key, V: Record> Tree<K, V> {
 
     /// Atomically insert `value` unless `key` exists; returns whether it was inserted.
     pub fn insert_new(&self, key: &K, value: &V) -> Result<bool> {
+        let _write = self.barrier.write_guard();
         let r =
             self.inner
                 .0

@@ -143,3 +143,106 @@ async fn operator_commands_refuse_clearly_while_the_gateway_runs() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_of_a_running_gateway_restores_into_a_working_desk() {
+    let backups = tempfile::tempdir().expect("tempdir");
+    let backup_dir = backups.path().display().to_string();
+    let app = super::common::TestApp::start_with(&[
+        ("HELPDESK__CONSOLE__API_TOKEN", "ops-token-1"),
+        ("HELPDESK__STORAGE__BACKUP_DIR", &backup_dir),
+    ])
+    .await;
+    let sim = app.sim();
+    let number = super::common::file_ticket(
+        &sim,
+        "app:zhangsan",
+        "zhangsan",
+        "委托一直显示未报，撤单也不行",
+    )
+    .await;
+    let port = app.base.rsplit(':').next().expect("port").to_owned();
+    // Agents keep writing while the snapshot is taken.
+    let writer = {
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            for i in 0..20 {
+                sim.send("app:lisi", "lisi", &format!("帮助 {i}")).await;
+            }
+        })
+    };
+    let out = tokio::task::spawn_blocking({
+        let (data, backups) = (app.dir.path().to_owned(), backups.path().to_owned());
+        move || {
+            bin()
+                .arg("backup")
+                .env("HELPDESK__STORAGE__DATA_DIR", &data)
+                .env("HELPDESK__STORAGE__BACKUP_DIR", &backups)
+                .env("HELPDESK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+                .env("HELPDESK__CONSOLE__API_TOKEN", "ops-token-1")
+                .output()
+                .expect("run")
+        }
+    })
+    .await
+    .expect("join");
+    writer.await.expect("writer");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("by the running gateway"), "{stdout}");
+    let snapshot = std::fs::read_dir(backups.path())
+        .expect("backups")
+        .next()
+        .expect("one snapshot")
+        .expect("entry")
+        .path();
+    drop(app);
+
+    // Restore into a fresh data directory and start a desk on it.
+    let restored = tempfile::tempdir().expect("tempdir");
+    let out = bin()
+        .arg("restore")
+        .arg(&snapshot)
+        .env("HELPDESK__STORAGE__DATA_DIR", restored.path())
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = bin()
+        .arg("restore")
+        .arg(&snapshot)
+        .env("HELPDESK__STORAGE__DATA_DIR", restored.path())
+        .output()
+        .expect("run");
+    assert!(!again.status.success(), "never restored over a database");
+
+    let app = super::common::TestApp::start_in(restored, &[]).await;
+    let t = app
+        .tickets()
+        .by_number(&number)
+        .expect("read")
+        .expect("the ticket is back");
+    assert!(!t.screenshots.is_empty());
+    assert!(
+        app.services()
+            .store
+            .media()
+            .get(&t.screenshots[0])
+            .expect("media")
+            .is_some(),
+        "its screenshot too"
+    );
+    // Every ticket is whole: reachable by number and listed under its status.
+    for t in app.tickets().list().expect("list") {
+        assert!(app.tickets().by_number(&t.number).expect("read").is_some());
+        let listed = app.tickets().with_status(t.status).expect("index");
+        assert!(listed.iter().any(|x| x.id == t.id), "{} indexed", t.number);
+    }
+}

@@ -169,3 +169,29 @@ pub async fn faq_report(
         json!({ "report": r, "deflection_rate": r.deflection_rate() }),
     ))
 }
+
+/// Write a snapshot of the database and the media into `storage.backup_dir`: admins, or a
+/// script with the API token (scheduled backups of a running gateway).
+pub async fn backup(
+    State(state): State<AppState>,
+    ApiUser(c): ApiUser,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let token_caller = c.session_id.is_none();
+    if !(c.is_admin() || token_caller) {
+        return Err(ConsoleError::Forbidden.into());
+    }
+    c.check_csrf(csrf_header(&headers))?;
+    let dir = state
+        .cfg
+        .storage
+        .backup_dir
+        .join(crate::store::Store::snapshot_name());
+    let (store, target) = (state.store.clone(), dir.clone());
+    let report = ops::blocking(move || Ok(store.snapshot(&target)?)).await?;
+    Ok(Json(json!({
+        "path": dir.display().to_string(),
+        "entries": report.entries,
+        "media_files": report.media_files,
+    })))
+}

@@ -76,6 +76,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/faq/search", get(api::faq_search))
         .route("/api/v1/admin/outbox/dead", get(api::dead_letters))
         .route("/api/v1/admin/faq-report", get(api::faq_report))
+        .route("/api/v1/admin/backup", post(api::backup))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
