@@ -330,6 +330,12 @@ impl RateLimiter {
     }
 
     fn record(&mut self, lane: &str, at: Instant) {
+        // Bounded: lanes with nothing in the last minute are forgotten now and then.
+        if self.sent.len() >= 4096 {
+            let window = Duration::from_secs(60);
+            self.sent
+                .retain(|_, q| q.back().is_some_and(|t| at.duration_since(*t) < window));
+        }
         self.sent.entry(lane.to_owned()).or_default().push_back(at);
     }
 }
