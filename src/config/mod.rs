@@ -160,6 +160,9 @@ pub struct TicketsConfig {
 pub struct ConversationConfig {
     pub idle_timeout: Duration,
     pub burst_window: Duration,
+    /// After a handler speaks to an agent, the agent's free text in that chat goes to the
+    /// ticket for this long of silence (0: never).
+    pub follow_up_window: Duration,
 }
 
 #[derive(Debug, Clone)]

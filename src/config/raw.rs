@@ -207,6 +207,7 @@ impl Default for RawTickets {
 struct RawConversation {
     idle_timeout_secs: u64,
     burst_window_secs: u64,
+    follow_up_hours: u64,
 }
 
 impl Default for RawConversation {
@@ -214,6 +215,7 @@ impl Default for RawConversation {
         RawConversation {
             idle_timeout_secs: 1800,
             burst_window_secs: 120,
+            follow_up_hours: 24,
         }
     }
 }
@@ -510,6 +512,7 @@ impl RawConversation {
         Ok(ConversationConfig {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             burst_window: Duration::from_secs(self.burst_window_secs),
+            follow_up_window: Duration::from_secs(self.follow_up_hours * 3600),
         })
     }
 }

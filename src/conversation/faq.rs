@@ -83,8 +83,17 @@ impl Turn<'_, '_> {
         Ok(())
     }
 
-    /// Handle a reply to the last FAQ question. Returns whether it was one.
+    /// Handle a reply to the last question the bot asked outside a dialog. Returns whether it
+    /// was one.
     pub(super) fn on_pending(&mut self, text: &str, pending: Pending) -> Step<bool> {
+        if let Pending::FollowUpChoice {
+            tickets,
+            text: kept,
+            images,
+        } = pending
+        {
+            return self.on_follow_up_choice(text, &tickets, &kept, &images);
+        }
         let key = crate::script::word_key(text);
         let solved = matches!(
             key.as_str(),
@@ -102,6 +111,7 @@ impl Turn<'_, '_> {
             | Pending::FaqChoice {
                 log_id, question, ..
             } => (*log_id, question.clone()),
+            Pending::FollowUpChoice { .. } => return Ok(false),
         };
         let faq_log = &self.engine.faq_log;
         if trigger || unsolved {
@@ -141,7 +151,7 @@ impl Turn<'_, '_> {
                 });
                 Ok(true)
             }
-            Pending::FaqFeedback { .. } => Ok(false),
+            Pending::FaqFeedback { .. } | Pending::FollowUpChoice { .. } => Ok(false),
         }
     }
 

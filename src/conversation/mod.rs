@@ -117,6 +117,8 @@ pub struct EngineSettings {
     pub faq: FaqConfig,
     pub idle_timeout: Duration,
     pub burst_window: Duration,
+    /// How long an agent's free text stays a follow-up of a ticket a handler spoke about.
+    pub follow_up_window: Duration,
     pub customer_no: regex::Regex,
     pub utc_offset: chrono::FixedOffset,
 }
@@ -151,9 +153,13 @@ static RATING: LazyLock<regex::Regex> = LazyLock::new(|| {
     .expect("rating pattern")
 });
 
+/// `补充 [工单号 | 工单号后几位] 内容`: group 1 a whole ticket number, 2 its last digits, 3
+/// the text.
 static SUPPLEMENT: LazyLock<regex::Regex> = LazyLock::new(|| {
-    regex::Regex::new(r"(?s)^补充\s*([A-Za-z]{1,8}\d{8}-\d{1,6})\s*[:：,，]?\s*(.*)$")
-        .expect("supplement pattern")
+    regex::Regex::new(
+        r"(?s)^补充(?:\s*([A-Za-z]{1,8}\d{8}-\d{1,6}))?(?:\s*(\d{1,6})(?:[\s:：,，]+|$))?\s*[:：,，]?\s*(.*)$",
+    )
+    .expect("supplement pattern")
 });
 
 /// Decides what to do with each inbound message (built once by `app`).
@@ -218,8 +224,9 @@ impl Engine {
             .content
             .text()
             .and_then(|t| SUPPLEMENT.captures(t.trim()))
+            .and_then(|c| c.get(1))
         {
-            Some(c) => self.tickets.by_number(&c[1])?,
+            Some(number) => self.tickets.by_number(number.as_str())?,
             None => None,
         };
         let hits = match inbound.content.text() {

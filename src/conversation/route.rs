@@ -14,6 +14,7 @@ use crate::tickets::{NewTicket, Status, Ticket, notify};
 use crate::wecom::outbound::{Destination, Message};
 use crate::wecom::{Channel, ChatType, Content, Event, Inbound};
 
+use super::followup::Confirm;
 use super::session::Session;
 
 const UNSUPPORTED: &str = "暂不支持这类消息，请发送文字或截图。发送“帮助”查看我能做什么。";
@@ -253,15 +254,29 @@ impl Turn<'_, '_> {
         if let Some(t) = text
             && let Some(caps) = SUPPLEMENT.captures(t)
         {
-            let body = caps[2].trim();
-            let Some(ticket) = &self.prep.named else {
-                self.say(format!(
-                    "没有找到工单 {}，请核对工单号。发送“进度”查看您的工单。",
-                    &caps[1]
-                ));
-                return Ok(());
+            let body = caps.get(3).map_or("", |m| m.as_str().trim());
+            let target = match (caps.get(1), caps.get(2)) {
+                (Some(number), _) => match &self.prep.named {
+                    Some(ticket) => Some(ticket.id),
+                    None => {
+                        self.say(format!(
+                            "没有找到工单 {}，请核对工单号。发送“进度”查看您的工单。",
+                            number.as_str()
+                        ));
+                        return Ok(());
+                    }
+                },
+                (None, Some(digits)) => self.own_ticket_ending(digits.as_str()),
+                (None, None) => self.only_open_ticket(),
             };
-            return self.supplement(ticket.id, body, &images);
+            return match target {
+                Some(id) => self.supplement(id, body, &images, Confirm::Full),
+                None => {
+                    let text = self.supplement_usage();
+                    self.say(text);
+                    Ok(())
+                }
+            };
         }
         if let Some(waiting) = self
             .prep
@@ -269,7 +284,16 @@ impl Turn<'_, '_> {
             .iter()
             .find(|t| t.status == Status::NeedInfo)
         {
-            return self.supplement(waiting.id, text.unwrap_or_default(), &images);
+            return self.supplement(waiting.id, text.unwrap_or_default(), &images, Confirm::Full);
+        }
+
+        // A handler is talking with the member about a ticket: their words go there, unless
+        // they start something new.
+        if text.is_none_or(|t| self.scripts.triggered(t).is_none()) {
+            let talking = self.in_conversation();
+            if !talking.is_empty() {
+                return self.follow_up(&talking, text, images);
+            }
         }
 
         // 4. Flow triggers; screenshots start the report flow (a burst).

@@ -24,6 +24,12 @@ pub enum Pending {
         question: String,
         entry_id: String,
     },
+    /// "您有几个工单正在处理，这条消息补充到哪一个？" with the message kept until answered.
+    FollowUpChoice {
+        tickets: Vec<u64>,
+        text: String,
+        images: Vec<String>,
+    },
     /// "您是不是想问：1… 2… 3…"
     FaqChoice {
         log_id: u64,
@@ -45,13 +51,19 @@ pub struct Session {
     /// Unix ms of the last message.
     #[serde(default)]
     pub last_active: i64,
+    /// The ticket the member chose for follow-ups when several were in conversation.
+    #[serde(default)]
+    pub follow_up: Option<u64>,
 }
 
 impl Record for Session {}
 
 impl Session {
     pub fn is_empty(&self) -> bool {
-        self.dialog.is_none() && self.pending.is_none() && self.last_text.is_none()
+        self.dialog.is_none()
+            && self.pending.is_none()
+            && self.last_text.is_none()
+            && self.follow_up.is_none()
     }
 }
 

@@ -84,6 +84,7 @@ impl Desk {
                 faq: cfg.faq.clone(),
                 idle_timeout: cfg.conversation.idle_timeout,
                 burst_window: cfg.conversation.burst_window,
+                follow_up_window: cfg.conversation.follow_up_window,
                 customer_no: cfg.tickets.customer_no_pattern.clone(),
                 utc_offset: cfg.utc_offset(),
             },

@@ -405,6 +405,9 @@ impl Tickets {
         if matches!(actor, Actor::Handler(_)) && t.first_response_at.is_none() {
             t.first_response_at = Some(now);
         }
+        if notify_agent && matches!(actor, Actor::Handler(_)) {
+            t.handler_contact_at = Some(now);
+        }
         self.put_in(tx, Some(from), &t)?;
         let seq = self.event_in(
             tx,
@@ -462,6 +465,7 @@ impl Tickets {
         }
         t.updated_at = now;
         t.first_response_at.get_or_insert(now);
+        t.handler_contact_at = Some(now);
         self.put_in(tx, Some(t.status), &t)?;
         let jobs = self.outbox.stage(
             tx,
@@ -515,6 +519,8 @@ impl Tickets {
             },
         )?;
         let was_waiting = t.status == Status::NeedInfo;
+        // The first words after a handler's are worth a notice; the rest show in the queue.
+        let answers_handler = t.awaits_agent();
         if was_waiting {
             t = self.change_status_in::<E>(
                 tx,
@@ -531,8 +537,9 @@ impl Tickets {
             }
         }
         t.updated_at = now;
+        t.agent_follow_up_at = Some(now);
         self.put_in(tx, Some(t.status), &t)?;
-        if was_waiting {
+        if was_waiting || answers_handler {
             self.notify_handlers_in(tx, &t, notify::robot_supplemented)?;
         }
         Ok(t)

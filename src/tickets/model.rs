@@ -85,11 +85,35 @@ pub struct Ticket {
     /// SLA clocks already announced as overdue (`first_response`, `resolution`).
     #[serde(default)]
     pub sla_alerts: Vec<String>,
+    /// When a handler last spoke to the agent (a reply, or a status change pushed to them):
+    /// the agent's free text in that chat is then a follow-up of this ticket for a while.
+    #[serde(default)]
+    pub handler_contact_at: Option<i64>,
+    /// When the agent last added to the ticket.
+    #[serde(default)]
+    pub agent_follow_up_at: Option<i64>,
 }
 
 impl Record for Ticket {}
 
 impl Ticket {
+    /// Whether the agent's free text in this ticket's chat is a follow-up of it at `now`:
+    /// the ticket is still being worked, a handler has spoken to the agent, and neither side
+    /// has been silent for `window` since.
+    pub fn in_conversation(&self, now: i64, window: std::time::Duration) -> bool {
+        let Some(handler) = self.handler_contact_at else {
+            return false;
+        };
+        let last = self.agent_follow_up_at.map_or(handler, |a| a.max(handler));
+        self.status.is_open() && now - last < window.as_millis() as i64
+    }
+
+    /// The agent has not answered the handler's last words yet.
+    pub fn awaits_agent(&self) -> bool {
+        self.handler_contact_at
+            .is_some_and(|h| self.agent_follow_up_at.is_none_or(|a| a < h))
+    }
+
     /// A ticket as filed: 待处理, priority P3, nothing set by handlers yet.
     pub fn filed(id: u64, number: String, new: NewTicket, now: i64) -> Ticket {
         Ticket {
@@ -117,6 +141,8 @@ impl Ticket {
             paused_ms: 0,
             paused_since: None,
             sla_alerts: Vec::new(),
+            handler_contact_at: None,
+            agent_follow_up_at: None,
         }
     }
 

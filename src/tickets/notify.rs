@@ -130,8 +130,13 @@ pub fn robot_reopened(t: &Ticket, link: &str) -> String {
 
 /// Robot notice when the agent adds information to a ticket waiting for it.
 pub fn robot_supplemented(t: &Ticket, link: &str) -> String {
+    let assignee = t
+        .assignee
+        .as_deref()
+        .map(|a| format!("\n>处理人：{a}"))
+        .unwrap_or_default();
     format!(
-        "**工单 {} 收到补充信息**\n>报告人：{}\n>状态：{}\n[查看工单]({link})",
+        "**工单 {} 收到补充信息**\n>报告人：{}\n>状态：{}{assignee}\n[查看工单]({link})",
         t.number,
         t.reporter_label(),
         t.status.label()

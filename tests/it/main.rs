@@ -12,6 +12,7 @@ mod console;
 mod crash;
 mod crypto;
 mod faq;
+mod followup;
 mod gateway;
 mod intake;
 mod snapshots;
