@@ -299,6 +299,23 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// The heading of an error page, in the console's language.
+fn status_title(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "请求无效",
+        401 => "请先登录",
+        403 => "没有权限",
+        404 => "找不到该内容",
+        408 => "请求超时",
+        409 => "操作与当前状态冲突",
+        413 => "内容过大",
+        422 => "填写有误",
+        429 => "操作过于频繁",
+        503 => "服务暂不可用",
+        _ => "服务器内部错误",
+    }
+}
+
 fn error_page(status: StatusCode, message: &str, request_id: Option<&str>) -> String {
     let reference = request_id
         .map(|id| {
@@ -312,7 +329,7 @@ fn error_page(status: StatusCode, message: &str, request_id: Option<&str>) -> St
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <link rel=\"stylesheet\" href=\"/console/assets/app.css\"></head><body class=\"error-page\">\
          <main class=\"card\"><h1>{title}</h1><p>{msg}</p>{reference}<p><a href=\"/console/\">返回工单队列</a></p></main></body></html>",
-        title = status.canonical_reason().unwrap_or("错误"),
+        title = status_title(status),
         msg = super::console::escape_html(message),
     )
 }
@@ -405,5 +422,8 @@ mod tests {
             Some("abc-1"),
         );
         assert!(page.contains("请求编号：<code>abc-1</code>"));
+        assert!(page.contains("<h1>服务器内部错误</h1>"), "{page}");
+        let page = error_page(StatusCode::FORBIDDEN, "没有权限访问该页面", None);
+        assert!(page.contains("<title>没有权限</title>"), "{page}");
     }
 }

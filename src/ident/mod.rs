@@ -54,8 +54,11 @@ impl CustomerId {
     }
 }
 
-pub const ID_CARD_EXAMPLE: &str = "11010519491231002X";
-pub const MOBILE_EXAMPLE: &str = "13812345678";
+/// The shape of an ID number in examples: never a number that passes the check (an agent
+/// copying the example must not file a ticket for a stranger).
+pub const ID_CARD_EXAMPLE: &str = "110105＊＊＊＊＊＊＊＊002X（18位，最后一位可能是 X）";
+/// The shape of a mobile number in examples.
+pub const MOBILE_EXAMPLE: &str = "138＊＊＊＊5678（11位）";
 
 /// Full-width → half-width, drop separators and a +86 prefix, upper-case x.
 pub fn normalize(input: &str) -> String {

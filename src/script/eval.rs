@@ -479,6 +479,25 @@ impl Feed<'_, '_> {
 
     /// Text at an images step: only a done word moves on, once there are enough.
     fn images_done(self, min: usize, done_words: &[String], text: &str) -> Outcome {
+        let enough = self.dialog.answers.screenshots.len() >= min;
+        // "提交" after the screenshots means "done" too: the summary comes next.
+        let submit = self.flow.steps.iter().any(|s| match &s.kind {
+            StepKind::Confirm { submit_words, .. } => matches_word(text, submit_words),
+            _ => false,
+        });
+        if enough && submit {
+            return self.proceed();
+        }
+        if enough && !matches_word(text, done_words) {
+            // Not an error: the screenshots are there, the member only has to say so.
+            let count = self.dialog.answers.screenshots.len();
+            return Outcome {
+                replies: vec![format!(
+                    "已收到 {count} 张截图。还有就继续发送，发完回复“完成”。"
+                )],
+                action: Action::Continue,
+            };
+        }
         if matches_word(text, done_words) {
             if self.dialog.answers.screenshots.len() >= min {
                 return self.proceed();
@@ -628,6 +647,31 @@ mod tests {
             text: None,
             images: (0..n).map(|i| format!("{:064x}", i + offset)).collect(),
         }
+    }
+
+    #[test]
+    fn submit_after_a_burst_of_screenshots_means_done() {
+        let s = set();
+        let flow = s.flow("report").expect("flow");
+        let ctx = ctx(false);
+        let prefill = Answers {
+            customer_id: Some(validators::customer_id("13812345678", ctx.customer_no).expect("id")),
+            description: Some("今天上午10点买入股票提示资金不足".into()),
+            ..Answers::default()
+        };
+        let (mut d, _) = start(flow, prefill, ctx);
+        advance(flow, &mut d, &text("2"), ctx, &s.global);
+        assert_eq!(flow.steps[d.step].id, "screenshots");
+        advance(flow, &mut d, &images(3, 0), ctx, &s.global);
+        let o = advance(flow, &mut d, &text("好的"), ctx, &s.global);
+        assert_eq!(d.tries, 0, "not a failed answer: {o:?}");
+        assert!(o.replies[0].contains("已收到 3 张截图"), "{o:?}");
+        let o = advance(flow, &mut d, &text("提交"), ctx, &s.global);
+        assert!(
+            o.replies.last().expect("summary").contains("请核对"),
+            "{o:?}"
+        );
+        assert_eq!(flow.steps[d.step].id, "confirm");
     }
 
     #[test]

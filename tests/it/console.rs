@@ -1033,3 +1033,28 @@ async fn the_queue_and_the_api_page_through_many_tickets() {
         .expect("json");
     assert_eq!(all["count"], 61, "unpaged calls get everything");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_favicon_and_error_headings_are_the_consoles() {
+    let app = TestApp::start().await;
+    let r = app
+        .http
+        .get(format!("{}/favicon.ico", app.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    let c = Console::logged_in(&app, "handler", "handler-demo").await;
+    let page = c
+        .http
+        .get(format!("{}/console/admin", c.base))
+        .header("cookie", c.cookie_header())
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    let page = page.text().await.expect("page");
+    assert!(page.contains("<h1>没有权限</h1>"), "{page}");
+    assert!(!page.contains("Forbidden"), "{page}");
+}

@@ -62,6 +62,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/media/{hash}", get(pages::media))
         .route("/console/faq/search", get(pages::faq_search))
         .route("/console/assets/{name}", get(pages::asset))
+        .route("/favicon.ico", get(pages::favicon))
         .route("/console/admin", get(pages::admin))
         .route("/console/admin/users", post(pages::add_user))
         .route(

@@ -498,6 +498,11 @@ pub async fn faq_search(
     Ok(axum::Json(faq_hits(&state, &q.q).await?))
 }
 
+/// Browsers ask for `/favicon.ico` on every page: the console's icon.
+pub async fn favicon() -> Response {
+    asset(Path("icon.svg".to_owned())).await
+}
+
 pub async fn asset(Path(name): Path<String>) -> Response {
     let (body, ct) = match name.as_str() {
         "app.css" => (include_str!("assets/app.css"), "text/css; charset=utf-8"),
@@ -505,6 +510,7 @@ pub async fn asset(Path(name): Path<String>) -> Response {
             include_str!("assets/app.js"),
             "text/javascript; charset=utf-8",
         ),
+        "icon.svg" => (include_str!("assets/icon.svg"), "image/svg+xml"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (
