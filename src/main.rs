@@ -419,8 +419,12 @@ fn kb_report(cfg: &Config, days: i64) -> anyhow::Result<()> {
     );
     println!("deflection rate: {:.1}%", r.deflection_rate() * 100.0);
     println!("hot entries:");
+    let entries = kb::entry::load_dir(&cfg.paths.kb_dir)
+        .map(|l| l.entries)
+        .unwrap_or_default();
     for (id, n) in &r.hot {
-        println!("  {n:>5}  {id}");
+        let question = entries.iter().find(|e| &e.id == id).map(|e| &e.question);
+        println!("  {n:>5}  {}", question.unwrap_or(id));
     }
     println!("unanswered questions:");
     for (q, n) in &r.unanswered {

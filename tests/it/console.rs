@@ -1058,3 +1058,21 @@ async fn the_favicon_and_error_headings_are_the_consoles() {
     assert!(page.contains("<h1>没有权限</h1>"), "{page}");
     assert!(!page.contains("Forbidden"), "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticket_forms_start_without_a_choice() {
+    let (app, number) = app_with_ticket().await;
+    let mut c = Console::logged_in(&app, "handler", "handler-demo").await;
+    let page = c
+        .get(&format!("/console/tickets/{number}"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        page.contains(r#"<option value="" selected disabled>未分类</option>"#),
+        "an uncategorized ticket shows 未分类, not 咨询类"
+    );
+    assert!(page.contains(r#"<option value="" selected disabled>选择新状态</option>"#));
+    assert!(!page.contains(r#"value="consulting" selected"#));
+}

@@ -572,6 +572,14 @@ pub async fn admin(
             })
             .collect(),
         faq_rate: format!("{:.0}%", faq.deflection_rate() * 100.0),
+        hot: faq
+            .hot
+            .iter()
+            .map(|(id, n)| {
+                let question = state.kb.current().get(id).map(|e| e.question.clone());
+                (question.unwrap_or_else(|| id.clone()), *n)
+            })
+            .collect(),
         faq,
     };
     render(page)

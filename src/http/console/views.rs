@@ -307,6 +307,8 @@ pub struct TicketPage {
     pub thread: Vec<EventView>,
     pub next_statuses: Vec<OptionView>,
     pub categories: Vec<OptionView>,
+    /// The ticket has a category (else the category list starts at "未分类").
+    pub categorized: bool,
     pub priorities: Vec<OptionView>,
     pub assignees: Vec<OptionView>,
 }
@@ -517,6 +519,7 @@ pub fn ticket_page(
             Category::ALL.iter().map(|c| (c.key(), c.label())),
             t.category.map_or("", Category::key),
         ),
+        categorized: t.category.is_some(),
         priorities: options(
             Priority::ALL.iter().map(|p| (p.key(), p.label())),
             t.priority.key(),
@@ -557,4 +560,6 @@ pub struct AdminPage {
     pub dead: Vec<DeadView>,
     pub faq: Report,
     pub faq_rate: String,
+    /// Hot entries by their question (an entry no longer in kb/ by its id), with the count.
+    pub hot: Vec<(String, usize)>,
 }
