@@ -296,12 +296,25 @@ impl Turn<'_, '_> {
             }
         }
 
-        // 4. Flow triggers; screenshots start the report flow (a burst).
+        // 4. Flow triggers; screenshots start the report flow (a burst). The report keeps
+        // the question asked just before (the FAQ's answer invites 提单).
         if let Some(t) = text
             && images.is_empty()
             && let Some(flow) = self.scripts.triggered(t)
         {
-            self.begin(flow, Answers::default());
+            let is_report = self.scripts.report_flow().is_some_and(|r| r.id == flow.id);
+            let recent = self.engine.settings.idle_timeout.as_millis() as i64;
+            let description = self
+                .session
+                .last_text
+                .as_ref()
+                .filter(|(_, at)| is_report && self.now - at <= recent)
+                .map(|(q, _)| q.clone());
+            let prefill = Answers {
+                description,
+                ..Answers::default()
+            };
+            self.begin(flow, prefill);
             return Ok(());
         }
         if !images.is_empty() {

@@ -18,6 +18,10 @@ pub struct Answers {
     pub description: Option<String>,
     /// sha256 of each stored screenshot, in the order received.
     pub screenshots: Vec<String>,
+    /// What the member asked before the intake when it is too short to stand as the
+    /// description: kept, and put in front of the description they add.
+    #[serde(default)]
+    pub draft: Option<String>,
 }
 
 impl Answers {
@@ -125,6 +129,14 @@ pub fn prompt(flow: &Flow, dialog: &Dialog, ctx: Ctx<'_>) -> String {
         _ => step.prompt.clone(),
     };
     let mut text = base.replace("{summary}", &summary(&dialog.answers));
+    if step.field == Some(Field::Description)
+        && let Some(draft) = &dialog.answers.draft
+    {
+        text = format!(
+            "您刚才的问题“{}”已记下，请再补充一些细节（会接在它后面）。\n{text}",
+            crate::ident::mask_truncate(draft, 40)
+        );
+    }
     match &step.kind {
         StepKind::Choice { options } => text = text.replace("{options}", &options_list(options)),
         StepKind::Images { min, max, .. } => {
@@ -172,10 +184,12 @@ pub fn start(flow: &Flow, prefill: Answers, ctx: Ctx<'_>) -> (Dialog, Vec<String
             Field::CustomerId => prefill.customer_id.as_ref().map(|c| c.value.clone()),
             _ => None,
         };
-        if let Some(text) = candidate
-            && let Ok(v) = validate(validators, field, &text, ctx)
-        {
-            store(&mut answers, field, v);
+        if let Some(text) = candidate {
+            match validate(validators, field, &text, ctx) {
+                Ok(v) => store(&mut answers, field, v),
+                Err(_) if field == Field::Description => answers.draft = Some(text),
+                Err(_) => {}
+            }
         }
     }
     let mut replies = Vec::new();
@@ -183,7 +197,7 @@ pub fn start(flow: &Flow, prefill: Answers, ctx: Ctx<'_>) -> (Dialog, Vec<String
         replies.push(flow.intro.clone());
     }
     let mut kept = Vec::new();
-    if let Some(d) = &answers.description {
+    if let Some(d) = answers.description.as_ref().or(answers.draft.as_ref()) {
         kept.push(format!("问题描述“{}”", crate::ident::mask_truncate(d, 40)));
     }
     if !answers.screenshots.is_empty() {
@@ -445,8 +459,15 @@ impl Feed<'_, '_> {
 
     fn text(mut self, validators: &[Validator], text: &str) -> Outcome {
         let field = self.step.field.unwrap_or(Field::Description);
-        match validate(validators, field, text, self.ctx) {
+        let combined = match (&self.dialog.answers.draft, field) {
+            (Some(draft), Field::Description) => format!("{draft}；{text}"),
+            _ => text.to_owned(),
+        };
+        match validate(validators, field, &combined, self.ctx) {
             Ok(v) => {
+                if field == Field::Description {
+                    self.dialog.answers.draft = None;
+                }
                 store(&mut self.dialog.answers, field, v);
                 self.proceed()
             }

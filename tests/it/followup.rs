@@ -153,3 +153,35 @@ async fn supplement_by_last_digits_or_with_an_explanation() {
     let text = r.join("\n");
     assert!(text.contains(&number) && text.contains(&other), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ti_dan_after_an_faq_answer_keeps_even_a_short_question() {
+    let app = TestApp::start().await;
+    let sim = app.sim();
+    let r = sim.say(CHAT, MEMBER, "股票交易不了", "提单").await;
+    assert!(r.iter().any(|t| t.contains("解决您的问题了吗")), "{r:?}");
+    let r = sim.say(CHAT, MEMBER, "提单", "第1步").await;
+    let text = r.join("\n");
+    assert!(
+        text.contains("股票交易不了"),
+        "the question is kept: {text}"
+    );
+    sim.say(CHAT, MEMBER, super::common::ID_CARD, "第2步").await;
+    let r = sim.say(CHAT, MEMBER, "2", "第3步").await;
+    assert!(
+        r.join("\n").contains("您刚才的问题“股票交易不了”已记下"),
+        "{r:?}"
+    );
+    sim.say(CHAT, MEMBER, "下单时提示废单", "第4步").await;
+    sim.say_full(CHAT, MEMBER, None, &[&png(9)], "张截图").await;
+    let r = sim.say(CHAT, MEMBER, "完成", "请核对").await;
+    assert!(
+        r.join("\n").contains("股票交易不了；下单时提示废单"),
+        "{r:?}"
+    );
+    // After the no-match answer (which also offers 提单), the question is kept too.
+    sim.say("app:lisi", "lisi", "客户说他的账户被冻结了怎么回事", "提单")
+        .await;
+    let r = sim.say("app:lisi", "lisi", "提单", "第1步").await;
+    assert!(r.join("\n").contains("账户被冻结"), "{r:?}");
+}
