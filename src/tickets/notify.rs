@@ -47,7 +47,7 @@ pub fn status_changed(t: &Ticket, from: Status, to: Status, reason: &str) -> Str
             }
         ),
         Status::Resolved => format!(
-            "工单 {} 已解决。{}\n问题解决了吗？请回复“已解决”或“未解决”，可以加上满意度 1–5 分，例如“已解决 5”。",
+            "工单 {} 已解决。{}\n请在下面的卡片里评价（也可以直接回复“已解决”或“未解决”）。",
             t.number,
             if reason.is_empty() {
                 String::new()
