@@ -123,6 +123,19 @@ pub struct EngineSettings {
     pub utc_offset: chrono::FixedOffset,
 }
 
+impl EngineSettings {
+    pub fn from_config(cfg: &crate::config::Config) -> EngineSettings {
+        EngineSettings {
+            faq: cfg.faq.clone(),
+            idle_timeout: cfg.conversation.idle_timeout,
+            burst_window: cfg.conversation.burst_window,
+            follow_up_window: cfg.conversation.follow_up_window,
+            customer_no: cfg.tickets.customer_no_pattern.clone(),
+            utc_offset: cfg.utc_offset(),
+        }
+    }
+}
+
 /// What [`Engine::prepare`] gathered for one message.
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {

@@ -80,14 +80,7 @@ impl Desk {
                 max_bytes: 1 << 20,
                 bot_key: [0; 32],
             },
-            settings: EngineSettings {
-                faq: cfg.faq.clone(),
-                idle_timeout: cfg.conversation.idle_timeout,
-                burst_window: cfg.conversation.burst_window,
-                follow_up_window: cfg.conversation.follow_up_window,
-                customer_no: cfg.tickets.customer_no_pattern.clone(),
-                utc_offset: cfg.utc_offset(),
-            },
+            settings: EngineSettings::from_config(&cfg),
             store: store.clone(),
         };
         Desk {

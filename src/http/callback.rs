@@ -6,7 +6,7 @@
 //! message to the inbox. No network call and no search happens here; the answer is an empty
 //! 200 once the message is durably stored (or recognised as a retry).
 
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -254,18 +254,35 @@ fn passive_text(crypt: &MsgCrypt, text: &str) -> Response {
     axum::Json(reply).into_response()
 }
 
-pub async fn app_message(
-    State(state): State<AppState>,
-    v: Verified<AppSurface>,
-) -> Result<Response, CallbackError> {
-    accept(&state, wecom::app::parse(&v.plaintext)).await
+/// A verified callback, parsed and durably stored: the answer for WeCom. An extractor, so
+/// the hot path borrows the state instead of cloning it for every request.
+pub struct Stored<S> {
+    pub response: Response,
+    _surface: std::marker::PhantomData<S>,
 }
 
-pub async fn bot_message(
-    State(state): State<AppState>,
-    v: Verified<BotSurface>,
-) -> Result<Response, CallbackError> {
-    accept(&state, wecom::bot::parse(&v.plaintext)).await
+impl<S: Surface> FromRequest<AppState> for Stored<S> {
+    type Rejection = CallbackError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let v = Verified::<S>::from_request(req, state).await?;
+        let parsed = match S::CHANNEL {
+            Channel::App => wecom::app::parse(&v.plaintext),
+            Channel::Bot => wecom::bot::parse(&v.plaintext),
+        };
+        Ok(Stored {
+            response: accept(state, parsed).await?,
+            _surface: std::marker::PhantomData,
+        })
+    }
+}
+
+pub async fn app_message(stored: Stored<AppSurface>) -> Response {
+    stored.response
+}
+
+pub async fn bot_message(stored: Stored<BotSurface>) -> Response {
+    stored.response
 }
 
 #[cfg(test)]

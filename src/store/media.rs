@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone)]
 pub struct MediaStore {
-    root: PathBuf,
+    root: std::sync::Arc<std::path::Path>,
 }
 
 /// A sha256 hex digest naming a stored file.
@@ -24,7 +24,7 @@ pub fn is_valid_hash(hash: &str) -> bool {
 
 impl MediaStore {
     pub fn new(root: PathBuf) -> MediaStore {
-        MediaStore { root }
+        MediaStore { root: root.into() }
     }
 
     fn path_of(&self, hash: &str) -> PathBuf {

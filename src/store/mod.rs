@@ -125,7 +125,8 @@ pub struct Store {
     barrier: Barrier,
     flusher: DurableWriter<durable::FlushOnly>,
     media: media::MediaStore,
-    dir: PathBuf,
+    /// Shared, so a clone (every request's state holds one) allocates nothing.
+    dir: std::sync::Arc<Path>,
 }
 
 impl std::fmt::Debug for Store {
@@ -159,7 +160,7 @@ impl Store {
             flusher: DurableWriter::start("sled-group-commit", durable::FlushOnly, flusher(&db))?,
             media: media::MediaStore::new(dir.join("media")),
             db,
-            dir: dir.to_owned(),
+            dir: dir.into(),
         };
         store.migrate()?;
         Ok(store)
@@ -180,7 +181,7 @@ impl Store {
         let found = meta.get(&key)?;
         match found {
             Some(v) if v > SCHEMA_VERSION => Err(Error::NewerSchema {
-                path: self.dir.clone(),
+                path: self.dir.to_path_buf(),
                 found: v,
                 known: SCHEMA_VERSION,
             }),

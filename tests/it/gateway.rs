@@ -153,8 +153,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
     // The gateway answers 413 as soon as the body passes the limit, without reading the rest,
     // and the connection closes: a client still sending may see the reset instead of the
     // answer. Either way the body is refused (and the checks below find nothing stored).
-    match app
-        .http
+    // (Its own client: the closed connection must not be reused by the requests after it.)
+    match reqwest::Client::new()
         .post(format!("{}/wecom/app/callback?{q}", app.base))
         .body(huge)
         .send()

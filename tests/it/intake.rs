@@ -515,7 +515,8 @@ async fn handler_changes_reach_the_agent_and_the_rating_card_reopens() {
     tickets
         .change_status(&number, "handler1", Status::Resolved, "已再次核对")
         .expect("resolve");
-    sim.wait_text(chat, "zhangsan", seq, "请在下面的卡片里评价").await;
+    sim.wait_text(chat, "zhangsan", seq, "请在下面的卡片里评价")
+        .await;
     sim.say(chat, "zhangsan", "已解决 5", "感谢您的评价").await;
     let t = tickets.by_number(&number).expect("read").expect("t");
     assert_eq!(t.status, Status::Closed);
