@@ -1,4 +1,7 @@
-//! Page handlers of the console.
+//! Page handlers of the console: one per page or form (login, queue and its live rows, the
+//! ticket page and its actions, media, FAQ search, admin), sharing the rendering, cookie and
+//! flash helpers at the top. (About 640 lines; the JSON API is `api.rs`, the service calls
+//! `ops.rs`.)
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
