@@ -40,6 +40,10 @@
     });
   }
 
+  // SLA countdowns and ages move with time, not only with events: refresh them every minute.
+  if (queue) setInterval(() => refresh("/console/queue/rows" + location.search, $("#queue-live")), 60000);
+  if (ticket) setInterval(() => refresh("/console/tickets/" + encodeURIComponent(ticket.dataset.number) + "/live", $("#ticket-live")), 60000);
+
   // Canned replies: search the FAQ and insert an answer into the reply box.
   const q = $("#faq-q"), go = $("#faq-go"), out = $("#faq-results"), reply = $("#reply-text");
   async function search() {
