@@ -19,6 +19,9 @@ use super::session::Session;
 
 const UNSUPPORTED: &str = "暂不支持这类消息，请发送文字或截图。发送“帮助”查看我能做什么。";
 const EMPTY_HINT: &str = "请直接描述您遇到的问题，或发送“帮助”查看我能做什么。";
+const NOTHING_TO_RATE: &str =
+    "您目前没有待评价的工单。遇到问题请直接描述，或发送“进度”查看您的工单。";
+const NO_LIST: &str = "没有可以选择的列表了。请直接描述您的问题；需要处理人员跟进请发送“提单”。";
 
 /// The result of a routing step: a storage failure aborts the whole transaction.
 pub(super) type Step<T = ()> = Result<T, Abort<Infallible>>;
@@ -322,8 +325,17 @@ impl Turn<'_, '_> {
             return Ok(());
         }
 
-        // 5. A question for the FAQ.
+        // 5. A question for the FAQ (a rating word with nothing to rate, or a bare number,
+        // is not one: it gets a hint and stays out of the FAQ report).
         if let Some(t) = text {
+            if RATING.is_match(t) {
+                self.say(NOTHING_TO_RATE);
+                return Ok(());
+            }
+            if t.chars().count() <= 2 && t.chars().all(|c| c.is_ascii_digit()) {
+                self.say(NO_LIST);
+                return Ok(());
+            }
             self.session.last_text = Some((t.to_owned(), self.now));
             self.answer_question(t)?;
         }

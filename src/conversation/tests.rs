@@ -406,3 +406,14 @@ async fn a_whole_intake_files_the_ticket_inside_the_engines_transaction() {
         "the handlers are told"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rating_words_and_bare_numbers_are_not_faq_questions() {
+    let mut desk = Desk::new();
+    let replies = desk.say("已解决").await;
+    assert!(replies[0].contains("没有待评价的工单"), "{replies:?}");
+    let replies = desk.say("2").await;
+    assert!(replies[0].contains("没有可以选择的列表"), "{replies:?}");
+    let report = desk.engine.faq_log.report(0, 10).expect("report");
+    assert_eq!(report.questions, 0, "nothing was logged as a question");
+}
