@@ -193,13 +193,8 @@ pub(super) async fn api_messages(
     State(sim): Shared,
     Query(q): Query<MessagesQuery>,
 ) -> Json<Vec<ChatMessage>> {
-    let mut out = sim.messages(q.chat.as_deref(), q.after);
-    if out.is_empty() && q.wait_ms > 0 {
-        sim.wait_change(Duration::from_millis(q.wait_ms.min(25_000)))
-            .await;
-        out = sim.messages(q.chat.as_deref(), q.after);
-    }
-    Json(out)
+    let wait = Duration::from_millis(q.wait_ms.min(25_000));
+    Json(sim.messages_after(q.chat.as_deref(), q.after, wait).await)
 }
 
 #[derive(Debug, Deserialize)]

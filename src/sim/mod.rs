@@ -398,6 +398,30 @@ impl Sim {
         let _ = tokio::time::timeout(timeout, self.changed.notified()).await;
     }
 
+    /// Messages of `chat` after `after`, waiting up to `timeout` for one when there is none.
+    /// The wake-up is registered before looking, so a message stored in between is never
+    /// missed (the chat page's long poll once waited out its 20 s that way).
+    pub async fn messages_after(
+        &self,
+        chat: Option<&str>,
+        after: u64,
+        timeout: Duration,
+    ) -> Vec<ChatMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let out = self.messages(chat, after);
+            if !out.is_empty() {
+                return out;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.messages(chat, after);
+            }
+        }
+    }
+
     fn store_media(&self, upload: &Upload) -> String {
         let id = format!("sim{}", crate::util::random_hex(12));
         self.lock().media.insert(

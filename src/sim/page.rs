@@ -11,7 +11,7 @@ pub(super) const PAGE: &str = r##"<!doctype html>
 <style>
   :root { --green:#07c160; --bg:#ededed; --line:#ddd; --ink:#1f1f1f; --muted:#888; --blue:#2b6de5; }
   * { box-sizing: border-box; }
-  body { margin:0; font:14px/1.5 -apple-system, "PingFang SC", "Microsoft YaHei", sans-serif; color:var(--ink); background:#f7f7f7; height:100vh; display:flex; }
+  body { margin:0; font:14px/1.5 -apple-system, "PingFang SC", "Microsoft YaHei", sans-serif; color:var(--ink); background:#f7f7f7; height:100vh; height:100dvh; display:flex; overflow:hidden; }
   aside { width:260px; background:#2e2e2e; color:#eee; display:flex; flex-direction:column; }
   aside h1 { font-size:15px; margin:0; padding:14px 16px; border-bottom:1px solid #444; }
   aside label { padding:10px 16px 4px; color:#aaa; font-size:12px; }
@@ -19,20 +19,22 @@ pub(super) const PAGE: &str = r##"<!doctype html>
   .chat-item { padding:10px 16px; cursor:pointer; border-left:3px solid transparent; }
   .chat-item small { display:block; color:#999; }
   .chat-item.active, .chat-item:hover { background:#3a3a3a; border-left-color:var(--green); }
-  main { flex:1; display:flex; flex-direction:column; min-width:0; }
+  main { flex:1; display:flex; flex-direction:column; min-width:0; min-height:0; }
   header { padding:12px 18px; border-bottom:1px solid var(--line); background:#fff; font-weight:600; }
   header small { font-weight:normal; color:var(--muted); margin-left:8px; }
-  #messages { flex:1; overflow-y:auto; padding:16px 18px; background:var(--bg); }
+  #messages { flex:1; min-height:0; overflow-y:auto; padding:16px 18px; background:var(--bg); }
   .msg { display:flex; margin:10px 0; gap:8px; align-items:flex-start; }
   .msg .who { font-size:12px; color:var(--muted); }
-  .msg .bubble { max-width:min(560px, 80%); background:#fff; border-radius:6px; padding:8px 12px; white-space:pre-wrap; word-break:break-word; box-shadow:0 1px 1px rgba(0,0,0,.05); }
+  .msg > div { min-width:0; max-width:80%; }
+  .msg .bubble { max-width:560px; background:#fff; border-radius:6px; padding:8px 12px; white-space:pre-wrap; word-break:break-word; overflow:hidden; box-shadow:0 1px 1px rgba(0,0,0,.05); }
+  .bubble .quote { display:block; border-left:3px solid #ccc; padding-left:8px; color:#555; }
   .msg.mine { flex-direction:row-reverse; }
   .msg.mine .bubble { background:#95ec69; }
   .msg .meta { font-size:11px; color:var(--muted); margin-top:2px; }
   .msg.mine .meta { text-align:right; }
   .msg.dropped .bubble { opacity:.45; text-decoration:line-through; }
-  .bubble img { max-width:220px; max-height:220px; display:block; margin-top:4px; border-radius:4px; cursor:zoom-in; }
-  .card { border:1px solid #e3e3e3; border-radius:6px; background:#fff; padding:10px 12px; min-width:260px; }
+  .bubble img { max-width:min(220px, 100%); max-height:220px; display:block; margin-top:4px; border-radius:4px; cursor:zoom-in; }
+  .card { border:1px solid #e3e3e3; border-radius:6px; background:#fff; padding:10px 12px; min-width:min(260px, 60vw); }
   .card .title { font-weight:600; margin-bottom:4px; }
   .card .desc { color:#555; white-space:pre-wrap; }
   .card .buttons { display:flex; gap:6px; flex-wrap:wrap; margin-top:8px; }
@@ -47,7 +49,19 @@ pub(super) const PAGE: &str = r##"<!doctype html>
   footer .tools { display:flex; gap:12px; align-items:center; color:var(--muted); font-size:12px; margin-bottom:6px; }
   #status { color:#c0392b; font-size:12px; min-height:16px; }
   .readonly footer { display:none; }
-  @media (max-width: 720px) { body { flex-direction:column; } aside { width:auto; } #chats { display:flex; overflow-x:auto; } .chat-item { white-space:nowrap; } }
+  @media (max-width: 720px) {
+    body { flex-direction:column; }
+    aside { width:auto; flex:none; }
+    aside h1 { display:none; }
+    aside label { display:none; }
+    aside select { margin:6px 10px; }
+    #chats { display:flex; overflow-x:auto; }
+    .chat-item { white-space:nowrap; padding:6px 10px; }
+    .chat-item small { display:none; }
+    header { padding:8px 12px; }
+    #messages { padding:10px; }
+    footer textarea { height:44px; }
+  }
 </style>
 </head>
 <body>
@@ -87,7 +101,8 @@ function render(text, kind) {
   if (kind === "markdown") {
     h = h.replace(/\*\*(.+?)\*\*/g, "<b>$1</b>")
          .replace(/&lt;font color=&quot;\w+&quot;&gt;(.*?)&lt;\/font&gt;/g, "$1")
-         .replace(/\[([^\]]+)\]\((https?:[^)]+)\)/g, '<a href="$2" target="_blank">$1</a>');
+         .replace(/\[([^\]]+)\]\((https?:[^)]+)\)/g, '<a href="$2" target="_blank">$1</a>')
+         .replace(/^&gt;(.*)$/gm, '<span class="quote">$1</span>');
   }
   return h;
 }
@@ -223,7 +238,9 @@ document.addEventListener("click", async (ev) => {
   }
   const select = document.querySelector('.card-select[data-seq="' + seq + '"]');
   if (select) body.selected.push({ question_key: select.dataset.q, option_ids: [select.value] });
-  try { await api("/api/card", body); } catch (e) { $("#status").textContent = e.message; }
+  try { await api("/api/card", body); } catch (e) { $("#status").textContent = e.message; return; }
+  // The card is updated by the desk a moment later (update_template_card): redraw it then.
+  for (const ms of [300, 1000, 2500, 5000]) setTimeout(refreshPending, ms);
 });
 
 $("#send").onclick = send;

@@ -75,6 +75,28 @@ try {
   check(true, "the simulator page shows the bot's reply to 帮助");
   await shot(agent, "sim-chat");
 
+  // The simulator at phone width: the chat pane scrolls, the newest message and the input
+  // stay on screen, the page does not grow.
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  await phone.goto(base + "/sim/");
+  await phone.waitForSelector('.chat-item[data-chat="app:zhangsan"]');
+  for (let i = 0; i < 6; i++) {
+    await phone.fill("#text", "帮助");
+    await phone.press("#text", "Enter");
+    await phone.waitForFunction((n) => document.querySelectorAll('.msg[data-from="app"]').length >= n, i + 2);
+  }
+  const inView = async (sel) => phone.evaluate((s) => {
+    const all = document.querySelectorAll(s);
+    const r = all[all.length - 1].getBoundingClientRect();
+    return r.bottom <= window.innerHeight + 1 && r.top >= 0;
+  }, sel);
+  await phone.waitForTimeout(200);
+  check(await inView("#text"), "the input is on screen at 390 px");
+  check(await inView('.msg[data-from="app"]'), "the newest message is on screen at 390 px");
+  check(await phone.evaluate(() => document.documentElement.scrollHeight <= window.innerHeight + 1), "the page does not grow at 390 px");
+  await shot(phone, "sim-phone");
+  await phone.close();
+
   // --- 2. The console ----------------------------------------------------------------------
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.goto(base + "/console/");
