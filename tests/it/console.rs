@@ -745,6 +745,12 @@ async fn a_resolved_ticket_becomes_an_faq_draft_then_an_entry() {
         .await;
     h.act(
         &number,
+        "reply",
+        &[("text", "夜盘时段期权不接受委托，请白天交易时间再下单。")],
+    )
+    .await;
+    h.act(
+        &number,
         "status",
         &[
             ("status", "resolved"),
@@ -756,9 +762,13 @@ async fn a_resolved_ticket_becomes_an_faq_draft_then_an_entry() {
         h.act(&number, "publish", &[]).await.status(),
         StatusCode::SEE_OTHER
     );
-    let id = format!("draft-{}", number.to_lowercase());
+    let id = format!("faq-{}", number.to_lowercase());
     let draft = std::fs::read_to_string(kb.path().join(format!("{id}.md"))).expect("draft written");
     assert!(draft.contains("draft = true") && draft.contains("夜盘不开放委托"));
+    assert!(
+        draft.contains("夜盘时段期权不接受委托"),
+        "the handler's reply is part of the answer: {draft}"
+    );
     assert!(
         app.services().kb.current().get(&id).is_none(),
         "drafts are not served"

@@ -121,25 +121,35 @@ pub async fn act(
 }
 
 /// What a resolved ticket teaches: the resolution note, else the last handler reply.
+/// The answer of an FAQ draft: what the handlers told the agent, in order, then the
+/// resolution note (each at most once).
 fn resolution_text(events: &[TicketEvent]) -> String {
-    events
-        .iter()
-        .rev()
-        .find_map(|e| match &e.kind {
+    let mut parts: Vec<String> = Vec::new();
+    for e in events {
+        let text = match &e.kind {
+            EventKind::Reply { text, .. } => text.trim(),
             EventKind::Status {
                 to: Status::Resolved,
                 reason,
                 ..
-            } if !reason.trim().is_empty() => Some(reason.clone()),
-            _ => None,
-        })
-        .or_else(|| {
-            events.iter().rev().find_map(|e| match &e.kind {
-                EventKind::Reply { text, .. } => Some(text.clone()),
-                _ => None,
-            })
-        })
-        .unwrap_or_default()
+            } => reason.trim(),
+            _ => continue,
+        };
+        if !text.is_empty() && !parts.iter().any(|p| p == text) {
+            parts.push(text.to_owned());
+        }
+    }
+    parts.join("\n\n")
+}
+
+/// The question of an FAQ draft: the description's first sentence, masked.
+fn draft_question(description: &str) -> String {
+    let first = description
+        .split(['。', '！', '？', '!', '?', '\n'])
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+        .unwrap_or(description);
+    crate::ident::mask_truncate(first, 40)
 }
 
 /// Draft a kb/ entry from a resolved ticket (not served until an admin publishes it).
@@ -157,15 +167,23 @@ pub async fn publish_ticket(state: &AppState, number: &str) -> Result<String, Co
                 "只有已解决或已关闭的工单可以发布为知识库条目".into(),
             ));
         }
-        let id = format!("draft-{}", t.number.to_lowercase());
+        // Named after its ticket, so an admin sees where it came from; not "draft-…", which
+        // would stay in the id (and the reports) after publishing.
+        let id = format!("faq-{}", t.number.to_lowercase());
         let path = dir.join(format!("{id}.md"));
         if path.exists() {
             return Err(ConsoleError::BadInput("这个工单已经有知识库草稿了".into()));
         }
         let events = tickets.events(t.id)?;
+        let answer = resolution_text(&events);
+        if answer.is_empty() {
+            return Err(ConsoleError::BadInput(
+                "这个工单没有处理人员的回复或解决说明，无法生成知识库草稿".into(),
+            ));
+        }
         let entry = Entry {
             id,
-            question: crate::ident::mask_truncate(&t.description, 60),
+            question: draft_question(&t.description),
             similar: Vec::new(),
             system: t.system.clone(),
             tags: t
@@ -173,7 +191,7 @@ pub async fn publish_ticket(state: &AppState, number: &str) -> Result<String, Co
                 .map(|c| vec![c.label().to_owned()])
                 .unwrap_or_default(),
             draft: true,
-            answer: crate::ident::mask_text(&resolution_text(&events)),
+            answer: crate::ident::mask_text(&answer),
             path: path.display().to_string(),
         };
         std::fs::write(&path, crate::kb::entry::render(&entry)).map_err(ConsoleError::internal)?;
@@ -245,4 +263,17 @@ pub fn confirmation(code: &str) -> Option<&'static str> {
         "draft_published" => "知识库条目已发布",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_draft_question_is_the_first_sentence_masked() {
+        assert_eq!(
+            draft_question("客户13812345678夜盘无法委托期权。试了三次都失败"),
+            "客户138＊＊＊＊5678夜盘无法委托期权"
+        );
+    }
 }
