@@ -101,21 +101,35 @@ impl Store {
     pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Store> {
         std::fs::create_dir_all(dir)?;
         let db_path = dir.join("db");
-        let db = sled::Config::new()
-            .path(&db_path)
-            .cache_capacity(cache_capacity_bytes)
-            .flush_every_ms(Some(500))
-            .open()
-            .map_err(|e| match e {
-                // sled takes an exclusive file lock: another process has the database open.
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    Error::InUse(db_path.clone())
+        let open = || {
+            sled::Config::new()
+                .path(&db_path)
+                .cache_capacity(cache_capacity_bytes)
+                .flush_every_ms(Some(500))
+                .open()
+                .map_err(|e| match e {
+                    // sled takes an exclusive file lock: someone has the database open.
+                    sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                        Error::InUse(db_path.clone())
+                    }
+                    e => Error::Open {
+                        path: db_path.clone(),
+                        message: e.to_string(),
+                    },
+                })
+        };
+        // A store just closed in this process releases its lock when sled's background
+        // flusher has stopped, a moment later: wait for that, briefly, before saying "in use".
+        let mut attempt = 0;
+        let db = loop {
+            match open() {
+                Err(Error::InUse(_)) if attempt < 40 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                e => Error::Open {
-                    path: db_path.clone(),
-                    message: e.to_string(),
-                },
-            })?;
+                other => break other?,
+            }
+        };
         let store = Store {
             barrier: Barrier::default(),
             flusher: DurableWriter::start("sled-group-commit", durable::FlushOnly, flusher(&db))?,
