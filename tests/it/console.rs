@@ -1105,3 +1105,49 @@ async fn ticket_forms_start_without_a_choice() {
     assert!(page.contains(r#"<option value="" selected disabled>选择新状态</option>"#));
     assert!(!page.contains(r#"value="consulting" selected"#));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_form_comes_back_with_the_reason_and_what_was_typed() {
+    let (app, number) = app_with_ticket().await;
+    let mut h = Console::logged_in(&app, "handler", "handler-demo").await;
+    h.act(&number, "status", &[("status", "in_progress")]).await;
+    // Resolving without a category: the ticket page again, the reason typed still there.
+    let r = h
+        .act(
+            &number,
+            "status",
+            &[("status", "resolved"), ("reason", "已为客户重置交易密码")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.expect("page");
+    assert!(page.contains("请先设置问题分类"), "{page}");
+    assert!(page.contains(r#"value="已为客户重置交易密码""#), "{page}");
+    assert!(
+        page.contains("reply-text"),
+        "the whole ticket page, not an error page"
+    );
+
+    // A taken login: the admin page again, the login typed still there.
+    let mut a = Console::logged_in(&app, "admin", "admin-demo").await;
+    let csrf = a.csrf.clone();
+    let r = a
+        .post_form(
+            "/console/admin/users",
+            &[
+                ("_csrf", &csrf),
+                ("login", "handler"),
+                ("role", "handler"),
+                ("password", "long-enough-1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.expect("page");
+    assert!(page.contains("用户已存在"), "{page}");
+    assert!(page.contains(r#"value="handler""#), "{page}");
+    assert!(
+        page.contains("添加账号"),
+        "the admin page, not an error page"
+    );
+}

@@ -398,13 +398,15 @@ pub async fn act(
     Form(form): Form<ActionForm>,
 ) -> Result<Response, ConsoleError> {
     c.check_csrf(Some(&form.csrf))?;
+    let (typed_text, typed_reason) = (form.input.text.clone(), form.input.reason.clone());
     match ops::act(&state, &c, &number, &action, form.input).await {
         Ok(code) => {
             Ok(Redirect::to(&format!("/console/tickets/{number}?msg={code}")).into_response())
         }
+        // Refused: the page again, the reason on it, and what was typed still there.
         Err(e @ (ConsoleError::Ticket(_) | ConsoleError::BadInput(_))) => {
             let (status, _) = e.status_and_code();
-            let page = ticket_page(
+            let mut page = ticket_page(
                 &state,
                 &c,
                 &number,
@@ -413,6 +415,8 @@ pub async fn act(
                     text: e.to_string(),
                 }),
             )?;
+            page.typed_text = typed_text;
+            page.typed_reason = typed_reason;
             Ok((status, render(page)?).into_response())
         }
         Err(e) => Err(e),
@@ -533,6 +537,16 @@ pub async fn admin(
     AdminPage(c): AdminPage,
     Query(fq): Query<FlashQuery>,
 ) -> Result<Html<String>, ConsoleError> {
+    render(admin_page(&state, &c, flash(&fq), String::new()).await?)
+}
+
+/// The admin page, with a flash and what was typed into the new-account form.
+async fn admin_page(
+    state: &AppState,
+    c: &Caller,
+    flash: Option<Flash>,
+    typed_login: String,
+) -> Result<views::AdminPage, ConsoleError> {
     let users = state.accounts.users().map_err(ConsoleError::internal)?;
     let dir = state.cfg.paths.kb_dir.clone();
     let loaded =
@@ -540,10 +554,11 @@ pub async fn admin(
     let since = crate::util::unix_millis() - 7 * 24 * 3600 * 1000;
     let log = state.faq_log.clone();
     let faq = blocking(move || Ok(log.report(since, 10)?)).await?;
-    let page = views::AdminPage {
-        user: user_view(&c),
-        csrf: csrf(&c),
-        flash: flash(&fq),
+    Ok(views::AdminPage {
+        user: user_view(c),
+        csrf: csrf(c),
+        flash,
+        typed_login,
         users: users
             .into_iter()
             .map(|u| (u.login, u.role.label()))
@@ -584,8 +599,7 @@ pub async fn admin(
             })
             .collect(),
         faq,
-    };
-    render(page)
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -609,13 +623,28 @@ pub async fn add_user(
     let role =
         Role::parse(&form.role).ok_or_else(|| ConsoleError::BadInput("未知的角色".into()))?;
     let accounts = state.accounts.clone();
-    blocking(move || {
+    let login = form.login.trim().to_owned();
+    let name = login.clone();
+    let added = blocking(move || {
         accounts
-            .put_user(form.login.trim(), role, &form.password, false)
-            .map_err(|e| ConsoleError::BadInput(e.to_string()))
+            .put_user(&name, role, &form.password, false)
+            .map_err(ConsoleError::from)
     })
-    .await?;
-    Ok(Redirect::to("/console/admin?msg=user_added").into_response())
+    .await;
+    match added {
+        Ok(_) => Ok(Redirect::to("/console/admin?msg=user_added").into_response()),
+        // Refused (a taken or invalid name, a short password): the page again, with why.
+        Err(e @ ConsoleError::BadInput(_)) => {
+            let (status, _) = e.status_and_code();
+            let flash = Some(Flash {
+                kind: "error",
+                text: e.to_string(),
+            });
+            let page = admin_page(&state, &c, flash, login).await?;
+            Ok((status, render(page)?).into_response())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -303,6 +303,10 @@ pub struct TicketPage {
     pub user: UserView,
     pub csrf: String,
     pub flash: Option<Flash>,
+    /// What the handler typed into the reply box and the reason field, kept when an action
+    /// was refused.
+    pub typed_text: String,
+    pub typed_reason: String,
     pub t: TicketView,
     pub thread: Vec<EventView>,
     pub next_statuses: Vec<OptionView>,
@@ -512,6 +516,8 @@ pub fn ticket_page(
         user: chrome.user,
         csrf: chrome.csrf,
         flash: chrome.flash,
+        typed_text: String::new(),
+        typed_reason: String::new(),
         t: ticket_view(t, cfg, clock),
         thread,
         next_statuses: options(next, ""),
@@ -554,6 +560,8 @@ pub struct AdminPage {
     pub user: UserView,
     pub csrf: String,
     pub flash: Option<Flash>,
+    /// The login typed into the new-account form, kept when it was refused.
+    pub typed_login: String,
     pub users: Vec<(String, &'static str)>,
     pub drafts: Vec<DraftView>,
     pub kb_errors: Vec<String>,
