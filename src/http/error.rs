@@ -328,6 +328,8 @@ fn error_page(status: StatusCode, message: &str, request_id: Option<&str>) -> St
     format!(
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <link rel=\"stylesheet\" href=\"/console/assets/app.css\"></head><body class=\"error-page\">\
+         <header class=\"topbar\"><a class=\"brand\" href=\"/console/\">事件处理台</a>\
+         <nav><a href=\"/console/\">工单队列</a></nav></header>\
          <main class=\"card\"><h1>{title}</h1><p>{msg}</p>{reference}<p><a href=\"/console/\">返回工单队列</a></p></main></body></html>",
         title = status_title(status),
         msg = super::console::escape_html(message),
@@ -425,5 +427,9 @@ mod tests {
         assert!(page.contains("<h1>服务器内部错误</h1>"), "{page}");
         let page = error_page(StatusCode::FORBIDDEN, "没有权限访问该页面", None);
         assert!(page.contains("<title>没有权限</title>"), "{page}");
+        assert!(
+            page.contains(r#"<header class="topbar">"#),
+            "the console's top bar"
+        );
     }
 }
