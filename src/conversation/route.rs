@@ -10,7 +10,7 @@ use crate::inbox::InboxItem;
 use crate::script::eval::{self, Action, Answers, Ctx, Input};
 use crate::script::{Flow, GlobalWord, ScriptSet, StepKind};
 use crate::store::{Abort, Tx};
-use crate::tickets::{NewTicket, Status, Ticket, notify};
+use crate::tickets::{NewTicket, Status, Ticket, TicketError, notify};
 use crate::wecom::outbound::{Destination, Message};
 use crate::wecom::{Channel, ChatType, Content, Event, Inbound};
 
@@ -465,7 +465,44 @@ impl Turn<'_, '_> {
             }
             GlobalWord::Help => self.say(super::HELP_TEXT),
             GlobalWord::Human => {
-                self.say(global.human_notice.clone());
+                // With an open ticket (this chat's first), the request is flagged on it: the
+                // queue shows it until a handler takes it, and the agent hears who did.
+                let flagged = match self
+                    .prep
+                    .tickets
+                    .iter()
+                    .filter(|t| t.status.is_open())
+                    .max_by_key(|t| {
+                        (
+                            t.channel == self.inbound.channel && t.chat_id == self.inbound.chat_id,
+                            t.id,
+                        )
+                    }) {
+                    Some(t) => {
+                        let t = self.engine.tickets.request_human_in::<TicketError>(
+                            self.tx,
+                            t.id,
+                            &self.inbound.sender,
+                            self.now,
+                        );
+                        match t {
+                            Ok(t) => Some(t),
+                            Err(Abort::User(_)) => None,
+                            Err(Abort::Fail(f)) => return Err(Abort::Fail(f)),
+                        }
+                    }
+                    None => None,
+                };
+                match &flagged {
+                    Some(t) => {
+                        self.changed.push(t.id);
+                        self.say(format!(
+                            "已通知处理人员，您的工单 {} 已标记为“请求人工”。有人接手后会告诉您是谁。",
+                            t.number
+                        ));
+                    }
+                    None => self.say(global.human_notice.clone()),
+                }
                 let open: Vec<Ticket> = self
                     .prep
                     .tickets

@@ -119,6 +119,9 @@ impl Tickets {
                 return Err(abort(TicketError::Closed));
             }
             edit(&mut t);
+            if let EventKind::Assigned { to: Some(to) } = &event {
+                self.human_taken_in(tx, &mut t, to)?;
+            }
             t.updated_at = now;
             self.put_in(tx, Some(t.status), &t)?;
             self.event_in(tx, id, now, actor.clone(), event.clone())?;

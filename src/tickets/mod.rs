@@ -466,6 +466,7 @@ impl Tickets {
         t.updated_at = now;
         t.first_response_at.get_or_insert(now);
         t.handler_contact_at = Some(now);
+        t.human_requested_at = None;
         self.put_in(tx, Some(t.status), &t)?;
         let jobs = self.outbox.stage(
             tx,
@@ -543,6 +544,55 @@ impl Tickets {
             self.notify_handlers_in(tx, &t, notify::robot_supplemented)?;
         }
         Ok(t)
+    }
+
+    /// The agent asks for a person about ticket `id`: flagged until a handler takes it (the
+    /// queue shows it), noted in the thread, and the handler group told.
+    pub fn request_human_in<E: From<TicketError>>(
+        &self,
+        tx: &Tx<'_>,
+        id: u64,
+        userid: &str,
+        now: i64,
+    ) -> Result<Ticket, Abort<E>> {
+        let mut t = self.load_in::<E>(tx, id)?;
+        if t.reporter != userid {
+            return Err(abort(E::from(TicketError::NotOwner)));
+        }
+        t.human_requested_at.get_or_insert(now);
+        t.updated_at = now;
+        self.put_in(tx, Some(t.status), &t)?;
+        self.event_in(
+            tx,
+            id,
+            now,
+            Actor::Reporter(userid.to_owned()),
+            EventKind::HumanRequested,
+        )?;
+        Ok(t)
+    }
+
+    /// A handler took a ticket whose agent asked for a person: the agent hears who.
+    fn human_taken_in<E>(
+        &self,
+        tx: &Tx<'_>,
+        t: &mut Ticket,
+        handler: &str,
+    ) -> Result<(), Abort<E>> {
+        if t.human_requested_at.take().is_none() {
+            return Ok(());
+        }
+        let text = format!(
+            "处理人员 {handler} 已接手您的工单 {}，会尽快联系您。",
+            t.number
+        );
+        self.outbox.stage(
+            tx,
+            &Self::to_member(t),
+            Message::text(text),
+            &format!("ticket/{}", t.number),
+        )?;
+        Ok(())
     }
 
     /// The agent's rating after 已解决: solved closes the ticket; unsolved reopens it and

@@ -92,6 +92,9 @@ pub struct Ticket {
     /// When the agent last added to the ticket.
     #[serde(default)]
     pub agent_follow_up_at: Option<i64>,
+    /// The agent asked for a person (人工) and no handler has taken it yet.
+    #[serde(default)]
+    pub human_requested_at: Option<i64>,
 }
 
 impl Record for Ticket {}
@@ -143,6 +146,7 @@ impl Ticket {
             sla_alerts: Vec::new(),
             handler_contact_at: None,
             agent_follow_up_at: None,
+            human_requested_at: None,
         }
     }
 
@@ -194,6 +198,8 @@ pub enum EventKind {
         solved: bool,
         score: Option<u8>,
     },
+    /// The agent asked for a person (人工).
+    HumanRequested,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -185,3 +185,55 @@ async fn ti_dan_after_an_faq_answer_keeps_even_a_short_question() {
     let r = sim.say("app:lisi", "lisi", "提单", "第1步").await;
     assert!(r.join("\n").contains("账户被冻结"), "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_for_a_person_is_tracked_until_a_handler_takes_it() {
+    let app = TestApp::start().await;
+    let sim = app.sim();
+    let number = file_ticket(&sim, CHAT, MEMBER, "客户融资融券担保比例显示异常").await;
+    let r = sim.say(CHAT, MEMBER, "人工", "请求人工").await;
+    assert!(r.iter().any(|t| t.contains(&number)), "{r:?}");
+    let t = app
+        .tickets()
+        .by_number(&number)
+        .expect("read")
+        .expect("ticket");
+    assert!(t.human_requested_at.is_some(), "flagged on the ticket");
+    assert!(
+        app.tickets()
+            .events(t.id)
+            .expect("events")
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::HumanRequested)),
+        "in the thread"
+    );
+    // The queue shows it; a handler takes it; the agent hears who.
+    let rows = wecom_helpdesk::http::console::views::queue_rows(
+        &[],
+        &wecom_helpdesk::tickets::query::Filters::default().page_of(
+            vec![(
+                t.clone(),
+                wecom_helpdesk::tickets::sla::state(&t, &app.cfg.sla, t.created_at),
+            )],
+            50,
+        ),
+        &wecom_helpdesk::tickets::query::Filters::default(),
+        &wecom_helpdesk::http::console::views::Clock {
+            now: t.created_at,
+            offset: app.cfg.utc_offset(),
+        },
+    );
+    assert!(rows.rows[0].human, "the queue row is marked");
+    let seq = sim.last_seq().await;
+    app.tickets()
+        .assign(&number, "handler", Some("handler"))
+        .expect("take");
+    sim.wait_text(CHAT, MEMBER, seq, "处理人员 handler 已接手")
+        .await;
+    let t = app
+        .tickets()
+        .by_number(&number)
+        .expect("read")
+        .expect("ticket");
+    assert!(t.human_requested_at.is_none(), "taken");
+}

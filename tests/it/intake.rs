@@ -582,8 +582,8 @@ async fn progress_supplements_and_other_peoples_tickets() {
     let t = app.tickets().by_number(&number).expect("read").expect("t");
     let events = app.tickets().events(t.id).expect("events");
     assert_eq!(events.len(), 2, "created + lisi's supplement only");
-    // 人工 tells the handler group.
-    sim.say("app:lisi", "lisi", "人工", "已通知值班处理人员")
+    // 人工 tells the handler group (and flags lisi's open ticket).
+    sim.say("app:lisi", "lisi", "人工", "已标记为“请求人工”")
         .await;
     sim.wait_text("robot", "-", 0, "请求人工协助").await;
 }

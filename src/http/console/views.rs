@@ -108,6 +108,8 @@ pub struct RowView {
     pub sla: String,
     pub overdue: bool,
     pub age: String,
+    /// The agent asked for a person and nobody has taken the ticket yet.
+    pub human: bool,
 }
 
 fn sla_label(s: &SlaState, t: &Ticket) -> String {
@@ -135,6 +137,7 @@ pub fn row(t: &Ticket, s: &SlaState, clock: &Clock) -> RowView {
         sla: sla_label(s, t),
         overdue: t.status.is_open() && s.is_overdue(),
         age: clock.ago(t.created_at),
+        human: t.human_requested_at.is_some(),
     }
 }
 
@@ -478,6 +481,13 @@ pub fn event_view(
                     .map(|s| format!(" · 满意度 {s} 分"))
                     .unwrap_or_default()
             ),
+            String::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        EventKind::HumanRequested => (
+            "human",
+            "报告人请求人工协助（接手即告知报告人）".to_owned(),
             String::new(),
             Vec::new(),
             Vec::new(),
