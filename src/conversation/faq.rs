@@ -121,9 +121,7 @@ impl Turn<'_, '_> {
                 Feedback::Unsolved
             };
             faq_log.feedback_in(self.tx, log_id, fb)?;
-            if unsolved {
-                self.say("抱歉没能解决。我们来提交工单，您的问题已记为问题描述。");
-            }
+            // The intake's intro says what happens and that the question is kept.
             self.start_report(&question);
             return Ok(true);
         }

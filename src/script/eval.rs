@@ -192,10 +192,8 @@ pub fn start(flow: &Flow, prefill: Answers, ctx: Ctx<'_>) -> (Dialog, Vec<String
             }
         }
     }
-    let mut replies = Vec::new();
-    if !flow.intro.is_empty() {
-        replies.push(flow.intro.clone());
-    }
+    // Two messages at most: the intro with what was kept, then the first question.
+    let mut intro = flow.intro.clone();
     let mut kept = Vec::new();
     if let Some(d) = answers.description.as_ref().or(answers.draft.as_ref()) {
         kept.push(format!("问题描述“{}”", crate::ident::mask_truncate(d, 40)));
@@ -204,7 +202,14 @@ pub fn start(flow: &Flow, prefill: Answers, ctx: Ctx<'_>) -> (Dialog, Vec<String
         kept.push(format!("截图 {} 张", answers.screenshots.len()));
     }
     if !kept.is_empty() {
-        replies.push(format!("已记下您刚才发的{}。", kept.join("和")));
+        if !intro.is_empty() {
+            intro.push('\n');
+        }
+        intro.push_str(&format!("已记下您刚才发的{}。", kept.join("和")));
+    }
+    let mut replies = Vec::new();
+    if !intro.is_empty() {
+        replies.push(intro);
     }
     let dialog = Dialog {
         flow: flow.id.clone(),

@@ -237,3 +237,21 @@ async fn a_request_for_a_person_is_tracked_until_a_handler_takes_it() {
         .expect("ticket");
     assert!(t.human_requested_at.is_none(), "taken");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsolved_after_an_faq_answer_takes_two_messages_not_four() {
+    let app = TestApp::start().await;
+    let sim = app.sim();
+    sim.say(CHAT, MEMBER, "股票交易不了", "解决您的问题了吗")
+        .await;
+    let seq = sim.last_seq().await;
+    sim.send(CHAT, MEMBER, "未解决").await;
+    sim.wait_text(CHAT, MEMBER, seq, "第1步").await;
+    app.settled(0).await;
+    let replies = super::common::texts(&sim.replies(CHAT, MEMBER, seq).await);
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(
+        replies[0].contains("股票交易不了"),
+        "the question is kept: {replies:?}"
+    );
+}
