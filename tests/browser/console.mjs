@@ -163,11 +163,13 @@ try {
   check((await page.textContent("#ticket-status")).includes("已解决"), "resolved with a category");
   await shot(page, "ticket-resolved");
 
-  // The agent rates it on the card; the ticket page updates by itself.
-  const card = await waitFor("the rating card", async () =>
-    (await messages("app:zhangsan")).find((m) => m.kind === "template_card" && m.replaced === null));
-  await api("/card", { seq: card.seq, from: "zhangsan", key: "rate_solved",
-    selected: [{ question_key: "score", option_ids: ["4"] }] });
+  // The agent rates it on the card in the simulator's page: the card updates in place (no
+  // reopening the chat), and the ticket page updates by itself.
+  await agent.waitForSelector('.card .card-select', { timeout: 15000 });
+  await agent.selectOption('.card .card-select', "4");
+  await agent.click('.card button[data-key="rate_solved"]');
+  await agent.waitForSelector(".card .replaced", { timeout: 15000 });
+  check((await agent.textContent(".card .replaced")).includes("已评价"), "the card updates in the simulator page after the click");
   await page.waitForSelector("#ticket-rating >> text=满意度 4 分", { timeout: 15000 });
   check(true, "the agent's rating shows on the ticket without a reload");
   check((await page.textContent("#ticket-status")).includes("已关闭"), "a solved rating closes the ticket");
