@@ -127,6 +127,19 @@ pub struct WecomConfig {
     /// Display name of the AI bot, stripped from the start of @-mentions.
     pub bot_name: String,
     pub robot_webhook_key: Secret,
+    /// `(chatid, name)` of the group chats the bot is in: WeCom's callbacks name a group by
+    /// its id only, so the console shows these names.
+    pub group_names: Vec<(String, String)>,
+}
+
+impl WecomConfig {
+    /// The configured name of group chat `chat_id`, if any.
+    pub fn group_name(&self, chat_id: &str) -> Option<&str> {
+        self.group_names
+            .iter()
+            .find(|(id, _)| id == chat_id)
+            .map(|(_, name)| name.as_str())
+    }
 }
 
 #[derive(Debug, Clone)]

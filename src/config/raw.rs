@@ -109,6 +109,7 @@ struct RawWecom {
     app: RawCallbackKeys,
     bot: RawBot,
     robot: RawRobot,
+    group_names: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -435,7 +436,18 @@ impl RawWecom {
                 "must not be empty",
             ));
         }
+        let group_names = self
+            .group_names
+            .iter()
+            .map(|g| {
+                let (id, name) = g.split_once(':').ok_or_else(|| {
+                    ConfigError::invalid("wecom.group_names", format!("`{g}` is not `chatid:群名`"))
+                })?;
+                Ok((id.trim().to_owned(), name.trim().to_owned()))
+            })
+            .collect::<Result<_, ConfigError>>()?;
         Ok(WecomConfig {
+            group_names,
             api_base,
             corp_id: self.corp_id.trim().to_owned(),
             agent_id: self.agent_id,

@@ -1151,3 +1151,24 @@ async fn a_refused_form_comes_back_with_the_reason_and_what_was_typed() {
         "the admin page, not an error page"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_ticket_shows_the_group_by_its_name() {
+    let app = TestApp::start().await;
+    let number = file_ticket(
+        &app.sim(),
+        "group:wrSimGroup01",
+        "wangwu",
+        "客户在群里反馈行情刷新很慢",
+    )
+    .await;
+    let mut h = Console::logged_in(&app, "handler", "handler-demo").await;
+    let page = h
+        .get(&format!("/console/tickets/{number}"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("群聊 华东区业务群"), "{page}");
+    assert!(!page.contains("群聊 wrSimGroup01"));
+}

@@ -348,7 +348,7 @@ fn ticket_page(
         .ok_or(ConsoleError::NotFound)?;
     let events = state.tickets.events(t.id)?;
     let deliveries = ops::deliveries(state, &events)?;
-    Ok(views::ticket_page(
+    let mut page = views::ticket_page(
         chrome(c, flash),
         &t,
         &events,
@@ -356,7 +356,14 @@ fn ticket_page(
         &ops::logins(state)?,
         &state.cfg.sla,
         &clock(state),
-    ))
+    );
+    // A group is shown by its configured name (WeCom's callbacks carry the id only).
+    if t.chat_type == crate::wecom::ChatType::Group
+        && let Some(name) = state.cfg.wecom.group_name(&t.chat_id)
+    {
+        page.t.source = format!("群聊 {name}");
+    }
+    Ok(page)
 }
 
 pub async fn ticket(
