@@ -180,6 +180,24 @@ try {
   await page.goto(base + "/console/?status=all");
   check(await page.isVisible(`a[href="/console/tickets/${number}"]`), "the queue works at phone width");
   await shot(page, "queue-phone");
+
+  // The admin page loads without console errors (the username pattern is valid under
+  // Chromium's v-flag regex, the CSP blocks nothing the page needs).
+  const admin = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = [];
+  admin.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  admin.on("pageerror", (e) => errors.push(String(e)));
+  await admin.goto(base + "/console/login");
+  await admin.fill('input[name="login"]', "admin");
+  await admin.fill('input[name="password"]', "admin-demo");
+  await admin.click('button[type="submit"]');
+  await admin.waitForURL("**/console/");
+  await admin.goto(base + "/console/admin");
+  await admin.waitForSelector("text=添加账号");
+  await admin.fill('input[name="login"]', "bad name!");
+  check(!(await admin.$eval('input[name="login"]', (i) => i.checkValidity())), "the username pattern validates in the browser");
+  check(errors.length === 0, "no console errors on the admin page: " + errors.join(" | "));
+  await admin.close();
   console.log("all browser checks passed");
 } finally {
   await browser.close();
