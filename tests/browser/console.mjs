@@ -128,6 +128,22 @@ try {
   check(/^IT\d{8}-\d{4}$/.test(number), "the filed ticket " + number + " appeared without a reload");
   await shot(page, "queue");
 
+  // The handler group's notice renders its markdown quotes (no literal ">"), and at phone
+  // width a screenshot stays inside its bubble.
+  const group = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  await group.goto(base + "/sim/");
+  await group.waitForSelector('.chat-item[data-chat="robot"]');
+  await group.click('.chat-item[data-chat="robot"]');
+  await group.waitForSelector(".msg .bubble .quote", { timeout: 15000 });
+  check(!(await group.textContent("#messages")).includes(">报告人"), "markdown quotes render in 事件处理群");
+  await group.click('.chat-item[data-chat="app:zhangsan"]');
+  await group.waitForSelector(".msg .bubble img");
+  check(await group.$$eval(".msg .bubble img", (imgs) => imgs.every((i) => {
+    const b = i.closest(".bubble").getBoundingClientRect(), r = i.getBoundingClientRect();
+    return r.right <= b.right + 1 && r.left >= b.left - 1;
+  })), "screenshots stay inside their bubbles at 390 px");
+  await group.close();
+
   // Open it: fields, the whole identifier, the screenshot.
   await page.click(`a[href="/console/tickets/${number}"]`);
   await page.waitForURL("**/console/tickets/" + number);
@@ -180,6 +196,11 @@ try {
   await page.goto(base + "/console/?status=all");
   check(await page.isVisible(`a[href="/console/tickets/${number}"]`), "the queue works at phone width");
   await shot(page, "queue-phone");
+
+  // The queue ticks by itself: its rows are fetched again within a minute without any event.
+  await page.goto(base + "/console/?status=all");
+  await page.waitForRequest((r) => r.url().includes("/console/queue/rows"), { timeout: 75000 });
+  check(true, "the queue refreshes its SLA countdowns and ages by itself");
 
   // The admin page loads without console errors (the username pattern is valid under
   // Chromium's v-flag regex, the CSP blocks nothing the page needs).
