@@ -1172,3 +1172,18 @@ async fn a_group_ticket_shows_the_group_by_its_name() {
     assert!(page.contains("群聊 华东区业务群"), "{page}");
     assert!(!page.contains("群聊 wrSimGroup01"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_faq_entries_are_listed_by_their_question() {
+    let app = TestApp::start().await;
+    app.sim()
+        .say("app:lisi", "lisi", "股票交易不了", "解决您的问题了吗")
+        .await;
+    app.settled(0).await;
+    let mut a = Console::logged_in(&app, "admin", "admin-demo").await;
+    let page = a.get("/console/admin").await.text().await.expect("admin");
+    assert!(
+        page.contains("股票交易不了、下单失败怎么办？（1）"),
+        "{page}"
+    );
+}

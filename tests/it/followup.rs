@@ -65,6 +65,18 @@ async fn an_answer_to_a_handler_reaches_the_ticket_not_the_faq() {
 
     let thread = agent_messages(&app, &number);
     assert_eq!(thread.len(), 3, "{thread:?}");
+    // The queue marks the ticket: the agent wrote since the handler did.
+    let t = app
+        .tickets()
+        .by_number(&number)
+        .expect("read")
+        .expect("ticket");
+    let clock = wecom_helpdesk::http::console::views::Clock {
+        now: t.updated_at,
+        offset: app.cfg.utc_offset(),
+    };
+    let state = wecom_helpdesk::tickets::sla::state(&t, &app.cfg.sla, t.updated_at);
+    assert!(wecom_helpdesk::http::console::views::row(&t, &state, &clock).agent_wrote);
     assert!(thread[0].contains("上周刚换过银行卡"));
     assert!(thread[2].contains('📷'));
     let after = app

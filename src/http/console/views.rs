@@ -110,6 +110,8 @@ pub struct RowView {
     pub age: String,
     /// The agent asked for a person and nobody has taken the ticket yet.
     pub human: bool,
+    /// The agent has written since a handler last did (a follow-up waits to be read).
+    pub agent_wrote: bool,
 }
 
 fn sla_label(s: &SlaState, t: &Ticket) -> String {
@@ -138,6 +140,9 @@ pub fn row(t: &Ticket, s: &SlaState, clock: &Clock) -> RowView {
         overdue: t.status.is_open() && s.is_overdue(),
         age: clock.ago(t.created_at),
         human: t.human_requested_at.is_some(),
+        agent_wrote: t.status.is_open()
+            && t.agent_follow_up_at
+                .is_some_and(|a| t.handler_contact_at.is_none_or(|h| a > h)),
     }
 }
 
