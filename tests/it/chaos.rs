@@ -119,12 +119,6 @@ async fn replies_survive_a_wecom_outage_in_order_and_once() {
             assert!(reply.contains(expect), "{m}: in order: {got:?}");
         }
     }
-    assert!(
-        app.services()
-            .outbox
-            .dead_letters()
-            .expect("dead")
-            .is_empty()
-    );
+    app.assert_no_dead_letters();
     server.abort();
 }

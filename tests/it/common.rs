@@ -133,6 +133,21 @@ impl TestApp {
         panic!("the desk did not settle");
     }
 
+    /// GET a path of the gateway without a session.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("get")
+    }
+
+    /// Nothing was dead-lettered: every outbound reply could be delivered.
+    pub fn assert_no_dead_letters(&self) {
+        let dead = self.services().outbox.dead_letters().expect("dead letters");
+        assert!(dead.is_empty(), "every reply could be delivered: {dead:?}");
+    }
+
     /// Stop the gateway and give back its data directory.
     pub async fn stop(mut self) -> tempfile::TempDir {
         self.trigger.trigger();

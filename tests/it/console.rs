@@ -24,12 +24,16 @@ fn token_in(html: &str) -> String {
 }
 
 impl Console {
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .expect("client")
+    }
+
     fn new(app: &TestApp) -> Console {
         Console {
-            http: reqwest::Client::builder()
-                .redirect(Policy::none())
-                .build()
-                .expect("client"),
+            http: Console::client(),
             base: app.base.clone(),
             cookies: Vec::new(),
             csrf: String::new(),
@@ -39,10 +43,7 @@ impl Console {
     /// A new connection pool: after a body refused as too large the server closes the
     /// connection, and a request reusing it would fail instead of reaching the server.
     fn reconnect(&mut self) {
-        self.http = reqwest::Client::builder()
-            .redirect(Policy::none())
-            .build()
-            .expect("client");
+        self.http = Console::client();
     }
 
     fn cookie_header(&self) -> String {
@@ -95,6 +96,21 @@ impl Console {
             .expect("post");
         self.keep_cookies(&r);
         r
+    }
+
+    /// Submit the admin page's 添加账号 form.
+    async fn add_user(&mut self, login: &str, role: &str, password: &str) -> reqwest::Response {
+        let csrf = self.csrf.clone();
+        self.post_form(
+            "/console/admin/users",
+            &[
+                ("_csrf", &csrf),
+                ("login", login),
+                ("role", role),
+                ("password", password),
+            ],
+        )
+        .await
     }
 
     async fn login(&mut self, login: &str, password: &str) -> reqwest::Response {
@@ -274,18 +290,7 @@ async fn roles_keep_handlers_out_of_admin() {
         h.get("/console/admin").await.status(),
         StatusCode::FORBIDDEN
     );
-    let csrf = h.csrf.clone();
-    let r = h
-        .post_form(
-            "/console/admin/users",
-            &[
-                ("_csrf", &csrf),
-                ("login", "mallory"),
-                ("role", "admin"),
-                ("password", "12345678x"),
-            ],
-        )
-        .await;
+    let r = h.add_user("mallory", "admin", "12345678x").await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(
         app.services()
@@ -308,33 +313,12 @@ async fn roles_keep_handlers_out_of_admin() {
 
     let mut a = Console::logged_in(&app, "admin", "admin-demo").await;
     assert_eq!(a.get("/console/admin").await.status(), StatusCode::OK);
-    let csrf = a.csrf.clone();
-    let r = a
-        .post_form(
-            "/console/admin/users",
-            &[
-                ("_csrf", &csrf),
-                ("login", "zhao.handler"),
-                ("role", "handler"),
-                ("password", "s3cure-pass"),
-            ],
-        )
-        .await;
+    let r = a.add_user("zhao.handler", "handler", "s3cure-pass").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     // The new account works.
     Console::logged_in(&app, "zhao.handler", "s3cure-pass").await;
     // A weak password is refused with a reason.
-    let r = a
-        .post_form(
-            "/console/admin/users",
-            &[
-                ("_csrf", &csrf),
-                ("login", "weak"),
-                ("role", "handler"),
-                ("password", "short"),
-            ],
-        )
-        .await;
+    let r = a.add_user("weak", "handler", "short").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
@@ -870,19 +854,9 @@ async fn every_response_carries_a_request_id_and_error_pages_show_it() {
     assert!(page.contains("找不到该内容"), "{page}");
     assert!(page.contains("<code>trace-me-42</code>"), "{page}");
     // Without one, the gateway makes one up.
-    let r = app
-        .http
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .expect("get");
+    let r = app.get("/healthz").await;
     let id = r.headers().get("x-request-id").expect("an id was made");
-    let again = app
-        .http
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .expect("get");
+    let again = app.get("/healthz").await;
     assert_ne!(Some(id), again.headers().get("x-request-id"), "ids differ");
 }
 
@@ -1066,12 +1040,7 @@ async fn the_queue_and_the_api_page_through_many_tickets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_favicon_and_error_headings_are_the_consoles() {
     let app = TestApp::start().await;
-    let r = app
-        .http
-        .get(format!("{}/favicon.ico", app.base))
-        .send()
-        .await
-        .expect("get");
+    let r = app.get("/favicon.ico").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "image/svg+xml");
     let c = Console::logged_in(&app, "handler", "handler-demo").await;
@@ -1130,18 +1099,7 @@ async fn a_refused_form_comes_back_with_the_reason_and_what_was_typed() {
 
     // A taken login: the admin page again, the login typed still there.
     let mut a = Console::logged_in(&app, "admin", "admin-demo").await;
-    let csrf = a.csrf.clone();
-    let r = a
-        .post_form(
-            "/console/admin/users",
-            &[
-                ("_csrf", &csrf),
-                ("login", "handler"),
-                ("role", "handler"),
-                ("password", "long-enough-1"),
-            ],
-        )
-        .await;
+    let r = a.add_user("handler", "handler", "long-enough-1").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = r.text().await.expect("page");
     assert!(page.contains("用户已存在"), "{page}");

@@ -381,12 +381,7 @@ fn base64_png() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_and_restart_resume_unprocessed() {
     let app = TestApp::start().await;
-    let r = app
-        .http
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .expect("get");
+    let r = app.get("/healthz").await;
     assert_eq!(r.status(), 200);
     let dir = app.stop().await;
     // Reopen the same data directory in-process: the store closes cleanly and reopens.
@@ -466,13 +461,7 @@ async fn an_unreachable_response_url_falls_back_to_the_app_at_once() {
     // The reply arrives through message/send, in the member's app chat.
     sim.wait_text("app:wangwu", "wangwu", 0, "事件助手").await;
     app.settled(0).await;
-    assert!(
-        app.services()
-            .outbox
-            .dead_letters()
-            .expect("dead")
-            .is_empty()
-    );
+    app.assert_no_dead_letters();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -506,13 +495,7 @@ async fn a_long_wecom_outage_delays_replies_in_order_and_loses_none() {
     assert!(texts[0].contains("事件助手"), "{texts:?}");
     assert!(texts[1].contains("工单"), "{texts:?}");
     assert!(texts[2].contains("没有进行中的提单"), "{texts:?}");
-    assert!(
-        app.services()
-            .outbox
-            .dead_letters()
-            .expect("dead")
-            .is_empty()
-    );
+    app.assert_no_dead_letters();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
