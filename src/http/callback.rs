@@ -98,16 +98,20 @@ fn crypt_for(state: &AppState, channel: Channel) -> &MsgCrypt {
 /// Which callback surface a route serves (a type-level marker for the extractor).
 pub trait Surface: Send + Sync + 'static {
     const CHANNEL: Channel;
+    /// Reads a decrypted message of this surface.
+    const PARSE: fn(&str) -> Result<wecom::Inbound, ParseError>;
 }
 
 pub struct AppSurface;
 impl Surface for AppSurface {
     const CHANNEL: Channel = Channel::App;
+    const PARSE: fn(&str) -> Result<wecom::Inbound, ParseError> = wecom::app::parse;
 }
 
 pub struct BotSurface;
 impl Surface for BotSurface {
     const CHANNEL: Channel = Channel::Bot;
+    const PARSE: fn(&str) -> Result<wecom::Inbound, ParseError> = wecom::bot::parse;
 }
 
 /// A verified, decrypted callback body: signature, timestamp window, receive_id all checked.
@@ -266,12 +270,8 @@ impl<S: Surface> FromRequest<AppState> for Stored<S> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let v = Verified::<S>::from_request(req, state).await?;
-        let parsed = match S::CHANNEL {
-            Channel::App => wecom::app::parse(&v.plaintext),
-            Channel::Bot => wecom::bot::parse(&v.plaintext),
-        };
         Ok(Stored {
-            response: accept(state, parsed).await?,
+            response: accept(state, S::PARSE(&v.plaintext)).await?,
             _surface: std::marker::PhantomData,
         })
     }
