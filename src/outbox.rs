@@ -379,19 +379,21 @@ impl Lanes {
             .is_some_and(|(msg, at)| *msg == job.msg && now.duration_since(*at) < window)
     }
 
-    fn delivered(&mut self, job: &Job, at: Instant) {
+    fn delivered(&mut self, lane: String, msg: Message, at: Instant) {
         if self.last_sent.len() >= 10_000 {
             self.last_sent
-                .retain(|_, (_, t)| at.duration_since(*t) < DEDUPE_MARGIN * 360);
+                .retain(|_, (_, t)| at.duration_since(*t) < LAST_SENT_KEPT);
         }
-        self.last_sent
-            .insert(job.dest.lane(), (job.msg.clone(), at));
+        self.last_sent.insert(lane, (msg, at));
     }
 }
 
 /// Added to the time since a job's first attempt to make WeCom's duplicate-check window
 /// (clocks and whole seconds).
 const DEDUPE_MARGIN: Duration = Duration::from_secs(10);
+
+/// How long a lane's last delivery is kept when the map is pruned (past 10,000 lanes).
+const LAST_SENT_KEPT: Duration = Duration::from_secs(3600);
 
 impl Deliverer {
     pub fn new(outbox: Outbox, client: Arc<Client>, cfg: OutboxConfig) -> Deliverer {
@@ -519,7 +521,6 @@ impl Deliverer {
             match result {
                 Ok(response_code) => {
                     lanes.limiter.record(&lane, sent_at);
-                    lanes.delivered(&job, sent_at);
                     let done = Delivered {
                         at: crate::util::unix_millis(),
                         attempts: job.attempts,
@@ -528,6 +529,7 @@ impl Deliverer {
                     };
                     self.outbox.finish(&job, Ok(done))?;
                     tracing::debug!(job = job.id, lane, kind = job.msg.kind(), "delivered");
+                    lanes.delivered(lane, job.msg, sent_at);
                 }
                 Err(e) => {
                     if matches!(e, ClientError::Api { .. }) {
