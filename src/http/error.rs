@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
@@ -339,11 +339,8 @@ fn error_page(status: StatusCode, message: &str, request_id: Option<&str>) -> St
 /// Middleware: log the [`Failure`] a response carries, once, and give a console error page
 /// the request id.
 pub async fn log_errors(req: Request, next: Next) -> Response {
-    let request_id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    // A cheap clone (shared bytes): most requests succeed and never read it.
+    let request_id = req.headers().get(REQUEST_ID).cloned();
     let mut res = next.run(req).await;
     let Some(f) = res.extensions_mut().remove::<Failure>() else {
         return res;
@@ -359,19 +356,18 @@ pub async fn log_errors(req: Request, next: Next) -> Response {
         }
         (None, false) => tracing::info!(code = f.code, status, "console request refused"),
     }
-    match (f.page, request_id) {
-        (Some(message), Some(id)) => {
-            // The same response (status, headers) with the page naming the request.
-            let page = error_page(res.status(), &message, Some(&id));
-            let (mut parts, _) = res.into_parts();
-            parts.headers.remove(header::CONTENT_LENGTH);
-            if let Ok(id) = HeaderValue::from_str(&id) {
-                parts.headers.insert(REQUEST_ID, id);
-            }
-            Response::from_parts(parts, axum::body::Body::from(page))
-        }
-        _ => res,
-    }
+    let Some((message, id)) = f.page.zip(request_id) else {
+        return res;
+    };
+    let Ok(shown) = id.to_str() else {
+        return res;
+    };
+    // The same response (status, headers) with the page naming the request.
+    let page = error_page(res.status(), &message, Some(shown));
+    let (mut parts, _) = res.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(REQUEST_ID, id);
+    Response::from_parts(parts, axum::body::Body::from(page))
 }
 
 #[cfg(test)]
