@@ -49,11 +49,15 @@ enum Command {
         #[command(subcommand)]
         action: ScriptAction,
     },
-    /// Write a snapshot of the database and the media files into storage.backup_dir (or
-    /// --to). While the gateway runs, it asks the gateway (console.api_token needed).
+    /// Write a snapshot of the database and the media files into PATH (default: a new
+    /// folder in storage.backup_dir). While the gateway runs, it asks the gateway
+    /// (console.api_token needed), which writes into storage.backup_dir; the snapshot is
+    /// then moved to PATH.
     Backup {
-        /// Folder to create (only while the gateway is stopped).
-        #[arg(long)]
+        /// Folder to create.
+        path: Option<PathBuf>,
+        /// The same as PATH (older spelling).
+        #[arg(long, conflicts_with = "path")]
         to: Option<PathBuf>,
     },
     /// Restore a snapshot into storage.data_dir: with the gateway stopped, into a data
@@ -184,7 +188,7 @@ fn main() -> anyhow::Result<()> {
         } => kb_report(&cfg, days),
         Command::Kb { action } => kb_cmd(&action),
         Command::User { action } => user_cmd(&cfg, action),
-        Command::Backup { to } => backup_cmd(&cfg, to, &runtime),
+        Command::Backup { path, to } => backup_cmd(&cfg, path.or(to), &runtime),
         Command::Restore { from } => {
             let report = store::Store::restore(
                 &from,
@@ -222,11 +226,9 @@ fn backup_cmd(
             Ok(())
         }
         Err(store::Error::InUse(_)) => {
-            anyhow::ensure!(
-                to.is_none(),
-                "the gateway is running: it writes the snapshot into storage.backup_dir (--to only \
-                 works while it is stopped)"
-            );
+            if let Some(to) = &to {
+                anyhow::ensure!(!to.exists(), "{} already exists", to.display());
+            }
             let token = cfg.console.api_token.expose();
             anyhow::ensure!(
                 !token.is_empty(),
@@ -249,9 +251,22 @@ fn backup_cmd(
                 anyhow::ensure!(status.is_success(), "the gateway answered {status}: {body}");
                 Ok(body)
             })?;
+            let mut written = PathBuf::from(answer["path"].as_str().unwrap_or_default());
+            if let Some(to) = to {
+                // The gateway writes only into storage.backup_dir; the shell's user moves it.
+                std::fs::rename(&written, &to).with_context(|| {
+                    format!(
+                        "the snapshot is in {}; moving it to {} failed (another file system? \
+                         move it by hand)",
+                        written.display(),
+                        to.display()
+                    )
+                })?;
+                written = to;
+            }
             println!(
                 "snapshot {} (by the running gateway): {} entries, {} media files",
-                answer["path"].as_str().unwrap_or_default(),
+                written.display(),
                 answer["entries"],
                 answer["media_files"]
             );

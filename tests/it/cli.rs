@@ -176,6 +176,7 @@ async fn backup_of_a_running_gateway_restores_into_a_working_desk() {
         move || {
             bin()
                 .arg("backup")
+                .arg(backups.join("nightly"))
                 .env("HELPDESK__STORAGE__DATA_DIR", &data)
                 .env("HELPDESK__STORAGE__BACKUP_DIR", &backups)
                 .env("HELPDESK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -194,12 +195,13 @@ async fn backup_of_a_running_gateway_restores_into_a_working_desk() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("by the running gateway"), "{stdout}");
-    let snapshot = std::fs::read_dir(backups.path())
-        .expect("backups")
-        .next()
-        .expect("one snapshot")
-        .expect("entry")
-        .path();
+    // `backup PATH`: the snapshot is at PATH, and nothing else is left in backup_dir.
+    let snapshot = backups.path().join("nightly");
+    assert!(snapshot.join("db.snapshot").is_file(), "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(backups.path()).expect("backups").count(),
+        1
+    );
     drop(app);
 
     // Restore into a fresh data directory and start a desk on it.
