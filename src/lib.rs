@@ -23,6 +23,7 @@
 //! | [`kb`] | FAQ entries from `kb/`, jieba + tantivy index, FAQ-first decision, query log |
 //! | [`script`] | intake flows from `bot-scripts/`: validation, hot reload, pure step evaluation |
 //! | [`tickets`] | ticket model, state machine, numbering, thread, notices |
+//! | [`incidents`] | incidents from monitor alerts and handlers: grouping, timeline, linked tickets, broadcast |
 //! | [`conversation`] | sessions, screenshots, the worker that routes each message |
 //! | [`accounts`] | console users (argon2) and sessions |
 //! | [`error`] | the crate error, aggregating the modules' own |
@@ -37,6 +38,7 @@ pub mod conversation;
 pub mod error;
 pub mod http;
 pub mod ident;
+pub mod incidents;
 pub mod inbox;
 pub mod kb;
 pub mod outbox;

@@ -69,6 +69,8 @@ pub struct Config {
     pub faq: FaqConfig,
     pub console: ConsoleConfig,
     pub sla: SlaConfig,
+    pub hooks: HooksConfig,
+    pub incidents: IncidentsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +201,42 @@ pub struct ConsoleConfig {
 pub struct SlaConfig {
     pub first_response: [Duration; 4],
     pub resolution: [Duration; 4],
+}
+
+/// The monitor hooks (`/hooks/…`).
+#[derive(Debug, Clone)]
+pub struct HooksConfig {
+    /// Bearer token of the hooks (the `routing_key` of `/hooks/events`); empty: hooks off.
+    pub token: Secret,
+    /// HMAC-SHA256 key of Grafana's signature (empty: Grafana uses the bearer token).
+    pub grafana_secret: Secret,
+    /// The alert label naming the system (falling back to `service`, then `job`).
+    pub system_label: String,
+    /// Label value → the system's name as agents and tickets say it (`trading:交易系统`).
+    pub system_names: Vec<(String, String)>,
+    pub max_body_bytes: usize,
+}
+
+impl HooksConfig {
+    pub fn enabled(&self) -> bool {
+        !self.token.is_empty()
+    }
+}
+
+/// Incidents: numbering, resolution and the 重大事件 rules.
+#[derive(Debug, Clone)]
+pub struct IncidentsConfig {
+    /// Incident numbers read like INC20261130-003.
+    pub number_prefix: String,
+    /// Resolve an incident by itself when every alert in it has resolved (else a handler
+    /// confirms).
+    pub resolve_with_alerts: bool,
+    /// An incident with alerts but none seen for this long resolves.
+    pub auto_resolve_after: Duration,
+    /// Open longer than this: 重大事件.
+    pub major_after: Duration,
+    /// Linked tickets from more than this many distinct reporters: 重大事件.
+    pub major_reporters: usize,
 }
 
 impl Config {

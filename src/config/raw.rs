@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    CallbackKeys, Config, ConfigError, ConsoleConfig, ConversationConfig, FaqConfig, OutboxConfig,
-    PathsConfig, Secret, ServerConfig, SimConfig, SlaConfig, StorageConfig, TicketsConfig,
-    WecomConfig,
+    CallbackKeys, Config, ConfigError, ConsoleConfig, ConversationConfig, FaqConfig, HooksConfig,
+    IncidentsConfig, OutboxConfig, PathsConfig, Secret, ServerConfig, SimConfig, SlaConfig,
+    StorageConfig, TicketsConfig, WecomConfig,
 };
 
 #[derive(Debug, Deserialize, Default)]
@@ -27,6 +27,8 @@ pub(super) struct RawConfig {
     faq: RawFaq,
     console: RawConsole,
     sla: RawSla,
+    hooks: RawHooks,
+    incidents: RawIncidents,
 }
 
 #[derive(Debug, Deserialize)]
@@ -275,6 +277,110 @@ impl Default for RawSla {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct RawHooks {
+    token: Secret,
+    grafana_secret: Secret,
+    system_label: String,
+    system_names: Vec<String>,
+    max_body_bytes: u64,
+}
+
+impl Default for RawHooks {
+    fn default() -> Self {
+        RawHooks {
+            token: Secret::default(),
+            grafana_secret: Secret::default(),
+            system_label: "system".into(),
+            system_names: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct RawIncidents {
+    number_prefix: String,
+    resolve_with_alerts: bool,
+    auto_resolve_hours: u64,
+    major_after_mins: u64,
+    major_reporters: usize,
+}
+
+impl Default for RawIncidents {
+    fn default() -> Self {
+        RawIncidents {
+            number_prefix: "INC".into(),
+            resolve_with_alerts: true,
+            auto_resolve_hours: 24,
+            major_after_mins: 60,
+            major_reporters: 10,
+        }
+    }
+}
+
+impl RawHooks {
+    fn validate(self) -> Result<HooksConfig, ConfigError> {
+        let label = self.system_label.trim();
+        if label.is_empty() {
+            return Err(ConfigError::invalid(
+                "hooks.system_label",
+                "must name the alert label that carries the system (e.g. `system`)",
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "hooks.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        let system_names = self
+            .system_names
+            .iter()
+            .map(|m| {
+                let (value, name) = m
+                    .split_once(':')
+                    .filter(|(v, n)| !v.trim().is_empty() && !n.trim().is_empty())
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "hooks.system_names",
+                            format!("`{m}` is not `标签值:系统名`"),
+                        )
+                    })?;
+                Ok((value.trim().to_owned(), name.trim().to_owned()))
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(HooksConfig {
+            token: self.token,
+            grafana_secret: self.grafana_secret,
+            system_label: label.to_owned(),
+            system_names,
+            max_body_bytes: usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+impl RawIncidents {
+    fn validate(self) -> Result<IncidentsConfig, ConfigError> {
+        let prefix = self.number_prefix.trim();
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(ConfigError::invalid(
+                "incidents.number_prefix",
+                "must be capital letters, e.g. INC",
+            ));
+        }
+        Ok(IncidentsConfig {
+            number_prefix: prefix.to_owned(),
+            resolve_with_alerts: self.resolve_with_alerts,
+            auto_resolve_after: Duration::from_secs(self.auto_resolve_hours.max(1) * 3600),
+            major_after: Duration::from_secs(self.major_after_mins.max(1) * 60),
+            major_reporters: self.major_reporters.max(1),
+        })
+    }
+}
+
 impl RawConfig {
     /// The second stage: every section checked by its own conversion, then the checks that
     /// span sections.
@@ -304,6 +410,14 @@ impl RawConfig {
                  `wecom-helpdesk user add NAME --role admin`",
             ));
         }
+        let hooks = self.hooks.validate()?;
+        if !sim.enabled && hooks.token.expose().starts_with("demo-") {
+            return Err(ConfigError::invalid(
+                "hooks.token",
+                "still holds the demo value while sim.enabled = false; set a long random token \
+                 (or empty to turn the hooks off)",
+            ));
+        }
         Ok(Config {
             server,
             storage: self.storage.validate()?,
@@ -324,6 +438,8 @@ impl RawConfig {
                 api_token: self.console.api_token,
             },
             sla: self.sla.validate()?,
+            hooks,
+            incidents: self.incidents.validate()?,
         })
     }
 }

@@ -50,6 +50,14 @@ trees! {
     MEMBERS = "members", "tickets", "String userid" => "tickets::MemberInfo, names from user/get";
     SESSIONS = "sessions", "conversation::session", "(String member, String chat key)" => "conversation::session::Session";
     MEMBER_DIALOGS = "member_dialogs", "conversation::session", "String member" => "Vec<String> chat keys with a dialog running";
+    INCIDENTS = "incidents", "incidents", "u64 id" => "incidents::Incident";
+    INCIDENT_NUMBERS = "incident_numbers", "incidents", "String number (INC20261130-003)" => "u64 id";
+    INCIDENT_EVENTS = "incident_events", "incidents", "(u64 id, u64 seq)" => "incidents::IncidentEvent, the timeline in order";
+    INCIDENTS_OPEN = "incidents_open", "incidents", "u64 id" => "(), while not resolved";
+    INCIDENT_COUNTERS = "incident_counters", "incidents", "String day (20261130)" => "u64, the daily incident counter";
+    ALERTS = "alerts", "incidents", "String alert id (source/fingerprint or source/dedup_key)" => "incidents::Alert, its last state";
+    INCIDENT_ALERTS = "incident_alerts", "incidents", "(u64 incident id, String alert id)" => "()";
+    ALERT_GROUPS = "alert_groups", "incidents", "String group id (source/groupKey)" => "u64 id of the group's latest incident";
     CONSOLE_USERS = "console_users", "accounts", "String login" => "accounts::User (argon2id hash, role)";
     CONSOLE_SESSIONS = "console_sessions", "accounts", "String session id" => "accounts::Session (user, CSRF token, expiry)";
 }

@@ -207,6 +207,11 @@ impl Tickets {
             .collect()
     }
 
+    /// The id of ticket `number` inside a transaction.
+    pub fn id_in<E>(&self, tx: &Tx<'_>, number: &str) -> Result<Option<u64>, Abort<E>> {
+        Ok(tx.get(&self.numbers, &number.trim().to_uppercase())?)
+    }
+
     /// Read a ticket inside a transaction.
     pub fn get_in<E>(&self, tx: &Tx<'_>, id: u64) -> Result<Option<Ticket>, Abort<E>> {
         Ok(tx.get(&self.tickets, &id)?)
@@ -593,6 +598,32 @@ impl Tickets {
             &format!("ticket/{}", t.number),
         )?;
         Ok(())
+    }
+
+    /// Link ticket `id` to incident `incident` (`Some`) or unlink it from `was` (`None`),
+    /// with the event in its thread. The incidents service calls this inside its own
+    /// transaction; nothing is sent from here.
+    pub fn set_incident_in<E: From<TicketError>>(
+        &self,
+        tx: &Tx<'_>,
+        id: u64,
+        incident: Option<&str>,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<Ticket, Abort<E>> {
+        let mut t = self.load_in::<E>(tx, id)?;
+        let kind = match (incident, t.incident.take()) {
+            (Some(to), _) => EventKind::IncidentLinked {
+                incident: to.to_owned(),
+            },
+            (None, Some(was)) => EventKind::IncidentUnlinked { incident: was },
+            (None, None) => return Ok(t),
+        };
+        t.incident = incident.map(str::to_owned);
+        t.updated_at = now;
+        self.put_in(tx, Some(t.status), &t)?;
+        self.event_in(tx, id, now, actor.clone(), kind)?;
+        Ok(t)
     }
 
     /// The agent's rating after 已解决: solved closes the ticket; unsolved reopens it and

@@ -95,6 +95,9 @@ pub struct Ticket {
     /// The agent asked for a person (人工) and no handler has taken it yet.
     #[serde(default)]
     pub human_requested_at: Option<i64>,
+    /// The incident this ticket is part of (`INC20261130-003`), while linked.
+    #[serde(default)]
+    pub incident: Option<String>,
 }
 
 impl Record for Ticket {}
@@ -147,6 +150,7 @@ impl Ticket {
             handler_contact_at: None,
             agent_follow_up_at: None,
             human_requested_at: None,
+            incident: None,
         }
     }
 
@@ -200,6 +204,13 @@ pub enum EventKind {
     },
     /// The agent asked for a person (人工).
     HumanRequested,
+    /// Linked to an incident (its updates reach the reporter).
+    IncidentLinked {
+        incident: String,
+    },
+    IncidentUnlinked {
+        incident: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

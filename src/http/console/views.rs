@@ -497,6 +497,20 @@ pub fn event_view(
             Vec::new(),
             Vec::new(),
         ),
+        EventKind::IncidentLinked { incident } => (
+            "meta-change",
+            format!("关联到事件 {incident}（事件进展会推送给报告人）"),
+            String::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        EventKind::IncidentUnlinked { incident } => (
+            "meta-change",
+            format!("取消关联事件 {incident}"),
+            String::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
     };
     EventView {
         at: clock.time(e.at),
