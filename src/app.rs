@@ -24,6 +24,7 @@ use crate::outbox::{Deliverer, Outbox};
 use crate::script::Scripts;
 use crate::shutdown::{self, Shutdown, periodic, supervise};
 use crate::store::{Health, Store};
+use crate::incidents::{IncidentSettings, Incidents};
 use crate::tickets::{TicketSettings, Tickets};
 use crate::wecom::MsgCrypt;
 use crate::wecom::client::{Client, ClientConfig};
@@ -35,6 +36,7 @@ pub struct Services {
     pub inbox: Inbox,
     pub outbox: Outbox,
     pub tickets: Tickets,
+    pub incidents: Incidents,
     pub scripts: Arc<Scripts>,
     pub kb: Arc<Kb>,
     pub faq_log: FaqLog,
@@ -62,6 +64,16 @@ impl Services {
             outbox.clone(),
             TicketSettings {
                 prefix: cfg.tickets.number_prefix.clone(),
+                utc_offset: cfg.utc_offset(),
+                public_url: public_url.clone(),
+            },
+        )?;
+        let incidents = Incidents::open(
+            &store,
+            tickets.clone(),
+            outbox.clone(),
+            IncidentSettings {
+                rules: cfg.incidents.clone(),
                 utc_offset: cfg.utc_offset(),
                 public_url,
             },
@@ -112,6 +124,7 @@ impl Services {
             inbox,
             outbox,
             tickets,
+            incidents,
             scripts,
             kb,
             faq_log,
@@ -214,6 +227,7 @@ pub async fn serve_with(
         ready: Arc::new(AtomicBool::new(false)),
         storage: services.storage.clone(),
         tickets: services.tickets.clone(),
+        incidents: services.incidents.clone(),
         accounts: services.accounts.clone(),
         kb: services.kb.clone(),
         scripts: services.scripts.clone(),
@@ -300,6 +314,17 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<(&'static str, JoinHa
         accounts.sweep()?;
         Ok(())
     });
+    // Incidents: 重大 by duration; resolve those whose alerts went silent.
+    let incidents = s.incidents.clone();
+    let incident_watch = periodic("incident-watch", Duration::from_secs(30), move || {
+        let changed = incidents
+            .sweep(crate::util::unix_millis())
+?;
+        if changed > 0 {
+            tracing::info!(changed, "incidents flagged or auto-resolved");
+        }
+        Ok(())
+    });
     // Rebuild off the async threads, swap when done (console edits rebuild too, under the
     // same lock).
     let kb_reloader = periodic("kb-reloader", Duration::from_secs(2), move || {
@@ -350,6 +375,7 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<(&'static str, JoinHa
         start(outbox, shutdown),
         start(dedupe, shutdown),
         start(sla_watch, shutdown),
+        start(incident_watch, shutdown),
         start(kb_reloader, shutdown),
         start(script_reloader, shutdown),
         start(storage_watch, shutdown),

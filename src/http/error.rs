@@ -21,6 +21,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
 use crate::accounts::AuthError;
+use crate::incidents::{HookError, IncidentError};
 use crate::shutdown::Chain;
 use crate::tickets::TicketError;
 use crate::wecom::{CryptoError, ParseError};
@@ -35,6 +36,12 @@ pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
 impl std::fmt::Display for Cause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         Chain(&*self.0).fmt(f)
+    }
+}
+
+impl Cause {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Cause {
+        Cause(Arc::new(e))
     }
 }
 
@@ -136,8 +143,90 @@ pub enum ConsoleError {
     BadInput(String),
     #[error("{0}")]
     Ticket(TicketError),
+    #[error("{0}")]
+    Incident(IncidentError),
     #[error("服务器内部错误，请稍后重试")]
     Internal(Cause),
+}
+
+impl From<IncidentError> for ConsoleError {
+    fn from(e: IncidentError) -> Self {
+        match e {
+            IncidentError::NotFound => ConsoleError::NotFound,
+            IncidentError::Storage(cause) => ConsoleError::Internal(Cause(cause)),
+            IncidentError::Ticket(e) => ConsoleError::from(e),
+            other => ConsoleError::Incident(other),
+        }
+    }
+}
+
+/// Why a monitor's post (`/hooks/…`) was refused. Only a failing store answers 5xx (the
+/// sender retries); everything else is the sender's to fix and is never retried usefully.
+#[derive(Debug, thiserror::Error)]
+pub enum HookReject {
+    #[error("hooks are not enabled (hooks.token is empty)")]
+    Off,
+    #[error("missing or wrong token")]
+    Unauthorized,
+    #[error("signature does not match the body")]
+    BadSignature,
+    #[error("signature timestamp outside the accepted window")]
+    Stale,
+    #[error("body exceeds the size limit")]
+    TooLarge,
+    #[error("{0}")]
+    Invalid(#[from] HookError),
+    #[error("temporarily unavailable, retry")]
+    Unavailable(Cause),
+}
+
+impl HookReject {
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            HookReject::Off => (StatusCode::NOT_FOUND, "not_found"),
+            HookReject::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            HookReject::BadSignature => (StatusCode::FORBIDDEN, "bad_signature"),
+            HookReject::Stale => (StatusCode::FORBIDDEN, "stale_timestamp"),
+            HookReject::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            HookReject::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid event"),
+            HookReject::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+}
+
+impl From<IncidentError> for HookReject {
+    fn from(e: IncidentError) -> Self {
+        match e {
+            IncidentError::Storage(cause) => HookReject::Unavailable(Cause(cause)),
+            // Nothing else can refuse an ingest; keep the cause if it ever does.
+            other => HookReject::Unavailable(Cause(Arc::new(other))),
+        }
+    }
+}
+
+impl IntoResponse for HookReject {
+    /// PagerDuty's error shape: `{"status": …, "message": …}`.
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = self.to_string();
+        let mut res = (
+            status,
+            Json(json!({ "status": code, "message": message })),
+        )
+            .into_response();
+        let cause = match self {
+            HookReject::Unavailable(c) => Some(c),
+            _ => None,
+        };
+        res.extensions_mut().insert(Failure {
+            code,
+            cause,
+            detail: Some(message),
+            page: None,
+            callback: true,
+        });
+        res
+    }
 }
 
 impl ConsoleError {
@@ -202,6 +291,15 @@ impl ConsoleError {
             }
             ConsoleError::Ticket(TicketError::NotOwner) => (StatusCode::FORBIDDEN, "forbidden"),
             ConsoleError::Ticket(TicketError::NotFound) => (StatusCode::NOT_FOUND, "not_found"),
+            ConsoleError::Incident(e) => match e {
+                IncidentError::Illegal(..) => (StatusCode::CONFLICT, "illegal_transition"),
+                IncidentError::LinkedElsewhere(..) => (StatusCode::CONFLICT, "linked_elsewhere"),
+                IncidentError::NotLinked(_) => (StatusCode::CONFLICT, "not_linked"),
+                IncidentError::NoTicket(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_such_ticket"),
+                IncidentError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                IncidentError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+                _ => (StatusCode::UNPROCESSABLE_ENTITY, "bad_input"),
+            },
             ConsoleError::Ticket(TicketError::Storage(_)) | ConsoleError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -212,6 +310,7 @@ impl ConsoleError {
         let cause = match self {
             ConsoleError::Internal(c) => Some(c),
             ConsoleError::Ticket(TicketError::Storage(c)) => Some(Cause(c)),
+            ConsoleError::Incident(IncidentError::Storage(c)) => Some(Cause(c)),
             _ => None,
         };
         Failure {

@@ -7,6 +7,7 @@
 pub mod callback;
 pub mod console;
 pub mod error;
+pub mod hooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +16,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -45,6 +46,7 @@ pub struct AppState {
     /// Whether the database writes; `/healthz` answers 503 while it does not.
     pub storage: Arc<crate::store::Health>,
     pub tickets: Tickets,
+    pub incidents: crate::incidents::Incidents,
     pub accounts: Arc<Accounts>,
     pub kb: Arc<Kb>,
     pub scripts: Arc<crate::script::Scripts>,
@@ -73,8 +75,14 @@ pub fn router(state: AppState) -> Router {
             get(callback::verify_url::<callback::BotSurface>).post(callback::bot_message),
         )
         .layer(DefaultBodyLimit::max(limit));
+    let hooks = Router::new()
+        .route("/hooks/alertmanager", post(hooks::alertmanager))
+        .route("/hooks/grafana", post(hooks::grafana).put(hooks::grafana))
+        .route("/hooks/events", post(hooks::events))
+        .layer(DefaultBodyLimit::max(state.cfg.hooks.max_body_bytes));
     Router::new()
         .merge(callbacks)
+        .merge(hooks)
         .merge(console::router())
         .route("/healthz", get(healthz))
         .with_state(state)

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::Sim;
 use super::hooks::{
-    api_calls, api_card, api_event, api_expire_tokens, api_faults, api_messages, api_send,
+    api_alert, api_calls, api_card, api_event, api_expire_tokens, api_faults, api_messages, api_send,
     api_state, api_upload, api_verify, page,
 };
 use super::server_api::{
@@ -59,6 +59,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/api/faults", post(api_faults))
         .route("/api/expire_tokens", post(api_expire_tokens))
         .route("/api/verify", post(api_verify))
+        .route("/api/alert", post(api_alert))
         .layer(DefaultBodyLimit::max(24 * 1024 * 1024))
         .with_state(sim)
 }

@@ -249,3 +249,34 @@ pub(super) async fn api_verify(State(sim): Shared, Json(req): Json<VerifyReq>) -
         Err(e) => bad(e),
     }
 }
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AlertReq {
+    /// `fire` or `resolve`.
+    action: String,
+    #[serde(default)]
+    system: String,
+}
+
+/// The monitoring panel: fire or resolve the sample alert (posted to the gateway's
+/// Alertmanager hook). Answers the gateway's status and body.
+pub(super) async fn api_alert(State(sim): Shared, Json(req): Json<AlertReq>) -> Response {
+    let fire = match req.action.as_str() {
+        "fire" => true,
+        "resolve" => false,
+        _ => return bad("action must be fire or resolve"),
+    };
+    let system = if req.system.trim().is_empty() {
+        "交易系统"
+    } else {
+        req.system.trim()
+    };
+    match sim.sample_alert(fire, system).await {
+        Ok((status, body)) => Json(serde_json::json!({
+            "gateway_status": status,
+            "gateway": serde_json::from_str::<serde_json::Value>(&body).unwrap_or(body.into()),
+        }))
+        .into_response(),
+        Err(e) => bad(&e),
+    }
+}

@@ -61,6 +61,8 @@ pub struct SimSettings {
     pub gateway_url: String,
     /// This simulator's own base URL, e.g. `http://127.0.0.1:8080/sim`.
     pub public_base: String,
+    /// The gateway's hook token (the monitoring panel posts alerts as Alertmanager would).
+    pub hooks_token: Secret,
 }
 
 impl SimSettings {
@@ -88,6 +90,7 @@ impl SimSettings {
             token_ttl: cfg.sim.token_ttl,
             gateway_url,
             public_base,
+            hooks_token: cfg.hooks.token.clone(),
         })
     }
 
@@ -237,6 +240,8 @@ struct State {
     member_sends: HashMap<String, VecDeque<Instant>>,
     robot_sends: VecDeque<Instant>,
     next_msg_no: u64,
+    /// When the monitoring panel's sample alert started firing (RFC 3339), while it fires.
+    sample_alert_since: Option<String>,
 }
 
 impl State {
@@ -290,7 +295,58 @@ pub struct Upload {
     pub content_type: String,
 }
 
+/// The monitoring panel's sample alert: one Alertmanager group with one alert.
+pub const SAMPLE_ALERT_GROUP: &str = "{}:{alertname=\"TradeGatewayLatency\"}";
+
 impl Sim {
+    /// Fire (`true`) or resolve the sample alert: post it to the gateway's
+    /// `/hooks/alertmanager` as Alertmanager would (v4 body, bearer token). Firing again
+    /// while it fires is Alertmanager's repeat. Returns the gateway's status and answer.
+    pub async fn sample_alert(&self, fire: bool, system: &str) -> Result<(u16, String), String> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let starts_at = {
+            let mut st = self.lock();
+            if fire {
+                st.sample_alert_since.get_or_insert_with(|| now.clone()).clone()
+            } else {
+                st.sample_alert_since
+                    .take()
+                    .ok_or("示例告警没有在触发，无需恢复")?
+            }
+        };
+        let status = if fire { "firing" } else { "resolved" };
+        let ends_at = if fire { "0001-01-01T00:00:00Z".to_owned() } else { now };
+        let external = format!("{}/", self.settings.public_base);
+        let body = serde_json::json!({
+            "version": "4",
+            "receiver": "helpdesk",
+            "status": status,
+            "groupKey": SAMPLE_ALERT_GROUP,
+            "truncatedAlerts": 0,
+            "groupLabels": { "alertname": "TradeGatewayLatency" },
+            "commonLabels": { "alertname": "TradeGatewayLatency", "severity": "error", "system": system },
+            "commonAnnotations": { "summary": format!("{system}委托响应超时（示例告警）") },
+            "externalURL": external,
+            "alerts": [{
+                "status": status,
+                "labels": { "alertname": "TradeGatewayLatency", "severity": "error", "system": system, "instance": "trade-gw-01" },
+                "annotations": { "summary": format!("{system}委托响应超时（示例告警）"), "description": "p99 委托响应时间超过 5 秒" },
+                "startsAt": starts_at,
+                "endsAt": ends_at,
+                "generatorURL": external,
+                "fingerprint": "5a1e0c0ffee00001",
+            }],
+        });
+        let url = format!("{}/hooks/alertmanager", self.settings.gateway_url);
+        let auth = format!("Bearer {}", self.settings.hooks_token.expose());
+        let answer = self
+            .poster
+            .post_with(&url, "application/json", body.to_string(), &[("authorization", &auth)])
+            .await
+            .map_err(|e| format!("告警发送失败：{e}"))?;
+        Ok((answer.status, answer.body))
+    }
+
     pub fn new(settings: SimSettings) -> crate::Result<Arc<Sim>> {
         Ok(Arc::new(Sim {
             settings,

@@ -48,6 +48,11 @@ pub(super) const PAGE: &str = r##"<!doctype html>
   footer button { background:var(--green); color:#fff; border:0; border-radius:4px; padding:8px 18px; cursor:pointer; font:inherit; }
   footer .tools { display:flex; gap:12px; align-items:center; color:var(--muted); font-size:12px; margin-bottom:6px; }
   #status { color:#c0392b; font-size:12px; min-height:16px; }
+  .monitor { margin-top:auto; border-top:1px solid #444; padding-bottom:12px; display:flex; flex-direction:column; }
+  .monitor-buttons { display:flex; gap:6px; padding:0 16px; }
+  .monitor button { flex:1; border:0; border-radius:4px; padding:6px; cursor:pointer; background:#c0392b; color:#fff; font:inherit; font-size:12px; }
+  .monitor button#alert-resolve { background:#2e8b57; }
+  #alert-status { padding:6px 16px 0; font-size:12px; color:#ccc; min-height:18px; }
   .readonly footer { display:none; }
   @media (max-width: 720px) {
     body { flex-direction:column; }
@@ -71,6 +76,14 @@ pub(super) const PAGE: &str = r##"<!doctype html>
   <select id="member"></select>
   <label>会话</label>
   <div id="chats"></div>
+  <div class="monitor" id="monitor">
+    <label>监控告警（模拟 Alertmanager）</label>
+    <div class="monitor-buttons">
+      <button type="button" id="alert-fire">触发示例告警</button>
+      <button type="button" id="alert-resolve">恢复告警</button>
+    </div>
+    <div id="alert-status"></div>
+  </div>
 </aside>
 <main id="main">
   <header id="title">选择会话</header>
@@ -106,6 +119,23 @@ function render(text, kind) {
   }
   return h;
 }
+
+async function alertAction(action) {
+  const out = $("#alert-status");
+  try {
+    const r = await fetch(base + "/api/alert", { method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify({ action }) });
+    const j = await r.json();
+    if (!r.ok) { out.textContent = j.error || j.errmsg || "失败"; return; }
+    const g = j.gateway || {};
+    const list = (g.incidents || []).join("、");
+    out.textContent = j.gateway_status >= 300 ? "网关拒绝：" + (g.message || j.gateway_status)
+      : (action === "fire" ? "已触发" : "已恢复") + (list ? "，事件 " + list : "");
+  } catch (e) { out.textContent = "发送失败"; }
+}
+document.addEventListener("DOMContentLoaded", () => {
+  $("#alert-fire").addEventListener("click", () => alertAction("fire"));
+  $("#alert-resolve").addEventListener("click", () => alertAction("resolve"));
+});
 
 async function api(path, body) {
   const r = await fetch(base + path, body === undefined ? {} : { method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body) });

@@ -38,6 +38,25 @@ impl CallbackPoster {
         answer(request).await
     }
 
+    /// POST with extra headers (the monitoring panel's bearer token).
+    pub(super) async fn post_with(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: String,
+        headers: &[(&str, &str)],
+    ) -> Result<CallbackAnswer, reqwest::Error> {
+        let mut request = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        answer(request).await
+    }
+
     pub(super) async fn get(&self, url: &str) -> Result<CallbackAnswer, reqwest::Error> {
         answer(self.http.get(url)).await
     }

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod incidents;
 
 pub mod ops;
 pub mod pages;
@@ -68,6 +69,30 @@ pub fn router() -> Router<AppState> {
         .route(
             "/console/admin/drafts/{id}/publish",
             post(pages::publish_draft),
+        )
+        .route(
+            "/console/incidents",
+            get(incidents::page).post(incidents::declare_form),
+        )
+        .route("/console/incidents/rows", get(incidents::rows_part))
+        .route("/console/incidents/link", post(incidents::link_form))
+        .route("/console/incidents/{number}", get(incidents::incident))
+        .route(
+            "/console/incidents/{number}/live",
+            get(incidents::incident_live),
+        )
+        .route(
+            "/console/incidents/{number}/{action}",
+            post(incidents::act_form),
+        )
+        .route(
+            "/api/v1/incidents",
+            get(incidents::api_list).post(incidents::api_declare),
+        )
+        .route("/api/v1/incidents/{number}", get(incidents::api_get))
+        .route(
+            "/api/v1/incidents/{number}/{action}",
+            post(incidents::api_act),
         )
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/tickets", get(api::tickets))

@@ -261,6 +261,8 @@ pub fn confirmation(code: &str) -> Option<&'static str> {
         "retried" => "已重新排队投递",
         "user_added" => "账号已添加",
         "draft_published" => "知识库条目已发布",
+        "incident_linked" => "工单已关联到事件，报告人会收到事件进展",
+        "incident_unlinked" => "已取消关联事件",
         _ => return None,
     })
 }

@@ -246,6 +246,8 @@ pub async fn logout(
 
 /// The tickets a queue view needs: all (for the counts) and the filtered, sorted ones.
 struct QueueData {
+    /// Numbers of the incidents not resolved (the queue tags their tickets).
+    active_incidents: Vec<String>,
     counts: Vec<(crate::tickets::Status, usize)>,
     /// The tickets in the filter's statuses, before the other filters.
     loaded: Vec<crate::tickets::Ticket>,
@@ -266,6 +268,12 @@ async fn queue_data(
         let loaded = state.tickets.in_statuses(&filters.statuses())?;
         let selected = filters.select(loaded.clone(), &login, &state.cfg.sla, clock.now);
         Ok(QueueData {
+            active_incidents: state
+                .incidents
+                .active()?
+                .into_iter()
+                .map(|i| i.number)
+                .collect(),
             counts: state.tickets.status_counts()?,
             loaded,
             page: filters.page_of(selected, crate::tickets::query::PER_PAGE),
@@ -293,7 +301,7 @@ pub async fn queue(
     let d = queue_data(&state, &c, &filters).await?;
     let logins = ops::logins(&state)?;
     let script_systems = state.scripts.current().systems();
-    render(views::queue_page(
+    let mut page = views::queue_page(
         chrome(&c, flash(&fq)),
         filters,
         &views::systems_offered(&script_systems, &d.loaded),
@@ -301,7 +309,9 @@ pub async fn queue(
         &d.counts,
         &d.page,
         &d.clock,
-    ))
+    );
+    only_active_incidents(&mut page.rows, &d.active_incidents);
+    render(page)
 }
 
 pub async fn queue_rows(
@@ -311,24 +321,44 @@ pub async fn queue_rows(
 ) -> Result<Html<String>, ConsoleError> {
     let filters = filters.normalized();
     let d = queue_data(&state, &c, &filters).await?;
-    render(views::queue_rows(&d.counts, &d.page, &filters, &d.clock))
+    let mut rows = views::queue_rows(&d.counts, &d.page, &filters, &d.clock);
+    only_active_incidents(&mut rows.rows, &d.active_incidents);
+    render(rows)
 }
 
-/// Server-sent events: the id of every ticket that changes (`*` when some were missed).
+/// The queue tags a ticket with its incident only while the incident is not resolved.
+fn only_active_incidents(rows: &mut [views::RowView], active: &[String]) {
+    for r in rows {
+        if !active.contains(&r.incident) {
+            r.incident.clear();
+        }
+    }
+}
+
+/// Server-sent events: the id of every ticket (`ticket`) and incident (`incident`) that
+/// changes; `*` when some were missed.
 pub async fn events(
     State(state): State<AppState>,
     PageUser(_): PageUser,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = state.tickets.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        use tokio::sync::broadcast::error::RecvError;
-        let data = match rx.recv().await {
-            Ok(id) => id.to_string(),
-            Err(RecvError::Lagged(_)) => "*".to_owned(),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok(Event::default().event("ticket").data(data)), rx))
-    });
+    fn changes(
+        rx: tokio::sync::broadcast::Receiver<u64>,
+        name: &'static str,
+    ) -> impl Stream<Item = Result<Event, Infallible>> {
+        futures_util::stream::unfold(rx, move |mut rx| async move {
+            use tokio::sync::broadcast::error::RecvError;
+            let data = match rx.recv().await {
+                Ok(id) => id.to_string(),
+                Err(RecvError::Lagged(_)) => "*".to_owned(),
+                Err(RecvError::Closed) => return None,
+            };
+            Some((Ok(Event::default().event(name).data(data)), rx))
+        })
+    }
+    let stream = futures_util::stream::select(
+        changes(state.tickets.subscribe(), "ticket"),
+        changes(state.incidents.subscribe(), "incident"),
+    );
     let mut sd = state.shutdown.clone();
     // End the stream at shutdown, so a graceful stop does not wait for open pages.
     Sse::new(stream.take_until(async move { sd.wait().await })).keep_alive(KeepAlive::default())
@@ -357,6 +387,7 @@ fn ticket_page(
         &state.cfg.sla,
         &clock(state),
     );
+    page.incidents = super::incidents::active_options(state)?;
     // A group is shown by its configured name (WeCom's callbacks carry the id only).
     if t.chat_type == crate::wecom::ChatType::Group
         && let Some(name) = state.cfg.wecom.group_name(&t.chat_id)

@@ -112,6 +112,8 @@ pub struct RowView {
     pub human: bool,
     /// The agent has written since a handler last did (a follow-up waits to be read).
     pub agent_wrote: bool,
+    /// The open incident the ticket belongs to (the page handler clears resolved ones).
+    pub incident: String,
 }
 
 fn sla_label(s: &SlaState, t: &Ticket) -> String {
@@ -143,6 +145,7 @@ pub fn row(t: &Ticket, s: &SlaState, clock: &Clock) -> RowView {
         agent_wrote: t.status.is_open()
             && t.agent_follow_up_at
                 .is_some_and(|a| t.handler_contact_at.is_none_or(|h| a > h)),
+        incident: t.incident.clone().unwrap_or_default(),
     }
 }
 
@@ -303,6 +306,8 @@ pub struct TicketView {
     pub screenshots: Vec<String>,
     pub closed: bool,
     pub publishable: bool,
+    /// The incident it is linked to, or empty.
+    pub incident: String,
 }
 
 #[derive(Template)]
@@ -323,6 +328,8 @@ pub struct TicketPage {
     pub categorized: bool,
     pub priorities: Vec<OptionView>,
     pub assignees: Vec<OptionView>,
+    /// Active incidents the ticket can be linked to (filled by the page handler).
+    pub incidents: Vec<OptionView>,
 }
 
 #[derive(Template)]
@@ -374,6 +381,7 @@ pub fn ticket_view(t: &Ticket, cfg: &SlaConfig, clock: &Clock) -> TicketView {
         screenshots: t.screenshots.clone(),
         closed: t.status == Status::Closed,
         publishable: matches!(t.status, Status::Resolved | Status::Closed),
+        incident: t.incident.clone().unwrap_or_default(),
     }
 }
 
@@ -563,6 +571,7 @@ pub fn ticket_page(
             logins.iter().map(|l| (l.as_str(), l.as_str())),
             t.assignee.as_deref().unwrap_or(""),
         ),
+        incidents: Vec::new(),
     }
 }
 

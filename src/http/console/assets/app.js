@@ -40,6 +40,39 @@
     });
   }
 
+  // Incidents: the list and an incident page refresh on `incident` events (and on `ticket`
+  // events, since linked tickets show there too).
+  const incidents = $("[data-live-incidents]");
+  const incident = $("[data-incident-id]");
+  async function refreshIncident() {
+    try {
+      const before = ($("#incident-status") || {}).textContent;
+      const r = await fetch("/console/incidents/" + encodeURIComponent(incident.dataset.number) + "/live", { credentials: "same-origin" });
+      if (!r.ok) return;
+      $("#incident-live").innerHTML = await r.text();
+      const after = ($("#incident-status") || {}).textContent;
+      const typing = $("#reply-text") && $("#reply-text").value.trim();
+      if (before !== after && !typing) location.reload();
+    } catch (_) { /* the next event retries */ }
+  }
+  if ((incidents || incident) && window.EventSource) {
+    const es = new EventSource("/console/events");
+    let pending = null;
+    const later = () => {
+      clearTimeout(pending);
+      pending = setTimeout(() => {
+        if (incidents) refresh("/console/incidents/rows", $("#incidents-live"));
+        if (incident) refreshIncident();
+      }, 150);
+    };
+    es.addEventListener("incident", (ev) => {
+      if (incident && ev.data !== "*" && ev.data !== incident.dataset.incidentId) return;
+      later();
+    });
+    if (incident) es.addEventListener("ticket", later);
+  }
+  if (incidents) setInterval(() => refresh("/console/incidents/rows", $("#incidents-live")), 60000);
+
   // SLA countdowns and ages move with time, not only with events: refresh them every minute.
   if (queue) setInterval(() => refresh("/console/queue/rows" + location.search, $("#queue-live")), 60000);
   if (ticket) setInterval(() => refresh("/console/tickets/" + encodeURIComponent(ticket.dataset.number) + "/live", $("#ticket-live")), 60000);
