@@ -18,13 +18,13 @@ use crate::conversation::session::Sessions;
 use crate::conversation::{Engine, EngineSettings, Worker};
 use crate::http::{self, AppState};
 use crate::inbox::Inbox;
+use crate::incidents::{IncidentSettings, Incidents};
 use crate::kb::Kb;
 use crate::kb::log::FaqLog;
 use crate::outbox::{Deliverer, Outbox};
 use crate::script::Scripts;
 use crate::shutdown::{self, Shutdown, periodic, supervise};
 use crate::store::{Health, Store};
-use crate::incidents::{IncidentSettings, Incidents};
 use crate::tickets::{TicketSettings, Tickets};
 use crate::wecom::MsgCrypt;
 use crate::wecom::client::{Client, ClientConfig};
@@ -317,9 +317,7 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<(&'static str, JoinHa
     // Incidents: 重大 by duration; resolve those whose alerts went silent.
     let incidents = s.incidents.clone();
     let incident_watch = periodic("incident-watch", Duration::from_secs(30), move || {
-        let changed = incidents
-            .sweep(crate::util::unix_millis())
-?;
+        let changed = incidents.sweep(crate::util::unix_millis())?;
         if changed > 0 {
             tracing::info!(changed, "incidents flagged or auto-resolved");
         }

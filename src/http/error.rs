@@ -209,11 +209,7 @@ impl IntoResponse for HookReject {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let message = self.to_string();
-        let mut res = (
-            status,
-            Json(json!({ "status": code, "message": message })),
-        )
-            .into_response();
+        let mut res = (status, Json(json!({ "status": code, "message": message }))).into_response();
         let cause = match self {
             HookReject::Unavailable(c) => Some(c),
             _ => None,

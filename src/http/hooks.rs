@@ -56,7 +56,7 @@ fn bearer(cfg: &HooksConfig, headers: &HeaderMap) -> Result<(), HookReject> {
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -70,9 +70,7 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
 /// within the callback window); otherwise the bearer token.
 fn grafana_auth(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), HookReject> {
     let cfg = &state.cfg.hooks;
-    let signature = headers
-        .get(GRAFANA_SIGNATURE)
-        .and_then(|v| v.to_str().ok());
+    let signature = headers.get(GRAFANA_SIGNATURE).and_then(|v| v.to_str().ok());
     let (Some(signature), false) = (signature, cfg.grafana_secret.is_empty()) else {
         return bearer(cfg, headers);
     };

@@ -186,7 +186,10 @@ fn grouped(
         return Err(HookError::Field("groupKey", "must not be empty".into()));
     }
     if m.alerts.is_empty() {
-        return Err(HookError::Field("alerts", "must list at least one alert".into()));
+        return Err(HookError::Field(
+            "alerts",
+            "must list at least one alert".into(),
+        ));
     }
     let mut alerts = Vec::with_capacity(m.alerts.len());
     for a in m.alerts {
@@ -395,8 +398,8 @@ pub fn event(body: &[u8], cfg: &HooksConfig) -> Result<Event, HookError> {
             }
             // The strict four words, or (Alertmanager's pagerduty_config passes its own
             // `severity` label through) the same mapping as alert labels.
-            alert.severity = Severity::parse_strict(&p.severity)
-                .unwrap_or_else(|| Severity::parse(&p.severity));
+            alert.severity =
+                Severity::parse_strict(&p.severity).unwrap_or_else(|| Severity::parse(&p.severity));
             let detail_system = p
                 .custom_details
                 .as_ref()
@@ -498,7 +501,10 @@ mod tests {
         let no_group = AM.replace("\"groupKey\"", "\"group\"");
         let e = alertmanager(no_group.as_bytes(), &cfg()).expect_err("no groupKey");
         assert!(e.to_string().contains("groupKey"), "{e}");
-        let bad_status = AM.replace("\"status\":\"firing\",\n        \"labels\"", "\"status\":\"burning\",\"labels\"");
+        let bad_status = AM.replace(
+            "\"status\":\"firing\",\n        \"labels\"",
+            "\"status\":\"burning\",\"labels\"",
+        );
         assert!(alertmanager(bad_status.as_bytes(), &cfg()).is_err());
         let e = alertmanager(b"{\"version\":", &cfg()).expect_err("truncated");
         assert!(matches!(e, HookError::Json { .. }));
@@ -513,15 +519,24 @@ mod tests {
         assert_eq!(e.routing_key, "k");
         let a = &e.batch.alerts[0];
         assert_eq!(a.key.len(), 32, "a generated dedup_key");
-        assert_eq!((a.severity, a.system.as_str()), (Severity::Error, "交易系统"));
+        assert_eq!(
+            (a.severity, a.system.as_str()),
+            (Severity::Error, "交易系统")
+        );
         let resolve = br#"{"routing_key":"k","event_action":"resolve"}"#;
         assert!(matches!(
             event(resolve, &cfg()),
             Err(HookError::Field("dedup_key", _))
         ));
         let bare = br#"{"routing_key":"k","event_action":"trigger","dedup_key":"x"}"#;
-        assert!(matches!(event(bare, &cfg()), Err(HookError::Field("payload", _))));
+        assert!(matches!(
+            event(bare, &cfg()),
+            Err(HookError::Field("payload", _))
+        ));
         let odd = br#"{"routing_key":"k","event_action":"snooze","dedup_key":"x"}"#;
-        assert!(matches!(event(odd, &cfg()), Err(HookError::Field("event_action", _))));
+        assert!(matches!(
+            event(odd, &cfg()),
+            Err(HookError::Field("event_action", _))
+        ));
     }
 }

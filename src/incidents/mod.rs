@@ -242,7 +242,12 @@ impl Incidents {
                 out.push(a);
             }
         }
-        out.sort_by_key(|a| (a.status != AlertStatus::Firing, std::cmp::Reverse(a.last_seen)));
+        out.sort_by_key(|a| {
+            (
+                a.status != AlertStatus::Firing,
+                std::cmp::Reverse(a.last_seen),
+            )
+        });
         Ok(out)
     }
 
@@ -311,7 +316,9 @@ impl Incidents {
                 // A new alert, or a new firing episode of one we know.
                 let group = alert_id(batch.source, &batch.group);
                 let mut inc = match tx.get(&self.groups, &group)? {
-                    Some(gid) => tx.get(&self.incidents, &gid)?.filter(|i| i.status.is_active()),
+                    Some(gid) => tx
+                        .get(&self.incidents, &gid)?
+                        .filter(|i| i.status.is_active()),
                     None => None,
                 };
                 if inc.is_none() {
@@ -567,12 +574,7 @@ impl Incidents {
         Ok(reporters.len())
     }
 
-    fn create_in<E>(
-        &self,
-        tx: &Tx<'_>,
-        new: NewIncident,
-        now: i64,
-    ) -> Result<Incident, Abort<E>> {
+    fn create_in<E>(&self, tx: &Tx<'_>, new: NewIncident, now: i64) -> Result<Incident, Abort<E>> {
         let day = chrono::DateTime::from_timestamp_millis(now)
             .unwrap_or_default()
             .with_timezone(&self.settings.utc_offset)
@@ -621,12 +623,7 @@ impl Incidents {
     }
 
     /// Flag 重大事件 on the first rule that holds, once, with the handler group told.
-    fn check_major_in<E>(
-        &self,
-        tx: &Tx<'_>,
-        inc: &mut Incident,
-        now: i64,
-    ) -> Result<(), Abort<E>> {
+    fn check_major_in<E>(&self, tx: &Tx<'_>, inc: &mut Incident, now: i64) -> Result<(), Abort<E>> {
         if inc.major.is_some() || !inc.status.is_active() {
             return Ok(());
         }
@@ -638,7 +635,10 @@ impl Incidents {
         } else {
             let reporters = self.reporters_in::<E>(tx, inc)?.len();
             if reporters > rules.major_reporters {
-                format!("影响 {reporters} 名报告人（超过 {} 名）", rules.major_reporters)
+                format!(
+                    "影响 {reporters} 名报告人（超过 {} 名）",
+                    rules.major_reporters
+                )
             } else {
                 return Ok(());
             }
@@ -647,8 +647,20 @@ impl Incidents {
             at: now,
             reason: reason.clone(),
         });
-        self.event_in(tx, inc.id, now, "系统", EventKind::Major { reason: reason.clone() })?;
-        self.robot_in(tx, inc, notify::robot_major(inc, &reason, &self.link(&inc.number)))?;
+        self.event_in(
+            tx,
+            inc.id,
+            now,
+            "系统",
+            EventKind::Major {
+                reason: reason.clone(),
+            },
+        )?;
+        self.robot_in(
+            tx,
+            inc,
+            notify::robot_major(inc, &reason, &self.link(&inc.number)),
+        )?;
         Ok(())
     }
 
@@ -692,7 +704,11 @@ impl Incidents {
             },
         )?;
         self.put_in(tx, inc)?;
-        self.robot_in(tx, inc, notify::robot_resolved(inc, &self.link(&inc.number)))?;
+        self.robot_in(
+            tx,
+            inc,
+            notify::robot_resolved(inc, &self.link(&inc.number)),
+        )?;
         self.tell_reporters_in::<E>(tx, inc, &notify::reporter_resolved(inc))?;
         Ok(())
     }
@@ -722,8 +738,13 @@ impl Incidents {
             )));
         }
         let ticket_actor = Actor::Handler(actor.to_owned());
-        self.tickets
-            .set_incident_in::<IncidentError>(tx, t.id, Some(&inc.number), &ticket_actor, now)?;
+        self.tickets.set_incident_in::<IncidentError>(
+            tx,
+            t.id,
+            Some(&inc.number),
+            &ticket_actor,
+            now,
+        )?;
         changed.ticket(t.id);
         inc.tickets.push(t.number.clone());
         inc.updated_at = now;
@@ -879,7 +900,13 @@ impl Incidents {
                         changed.ticket(id);
                     }
                     inc.updated_at = now;
-                    self.event_in(tx, inc.id, now, handler, EventKind::TicketUnlinked { ticket })?;
+                    self.event_in(
+                        tx,
+                        inc.id,
+                        now,
+                        handler,
+                        EventKind::TicketUnlinked { ticket },
+                    )?;
                     self.put_in(tx, &inc)?;
                 }
             }
@@ -898,8 +925,8 @@ impl Incidents {
                 && inc
                     .last_alert_at
                     .is_some_and(|last| now - last > silent_for);
-            let long = inc.major.is_none()
-                && now - inc.opened_at > rules.major_after.as_millis() as i64;
+            let long =
+                inc.major.is_none() && now - inc.opened_at > rules.major_after.as_millis() as i64;
             if !stale && !long {
                 continue;
             }

@@ -150,25 +150,49 @@ fn a_group_is_one_incident_and_repeats_change_only_last_seen() {
     let w = Severity::Warning;
     let first = d
         .incidents
-        .ingest(&batch(vec![alert("a1", Action::Fire, 1, w), alert("a2", Action::Fire, 1, w)]))
+        .ingest(&batch(vec![
+            alert("a1", Action::Fire, 1, w),
+            alert("a2", Action::Fire, 1, w),
+        ]))
         .expect("ingest");
     assert_eq!((first.opened, first.fired), (1, 2));
     let number = first.incidents[0].clone();
-    assert!(number.starts_with("INC") && number.ends_with("-001"), "{number}");
-    let before = d.incidents.by_number(&number).expect("read").expect("there");
+    assert!(
+        number.starts_with("INC") && number.ends_with("-001"),
+        "{number}"
+    );
+    let before = d
+        .incidents
+        .by_number(&number)
+        .expect("read")
+        .expect("there");
     let timeline = d.incidents.events(before.id).expect("events").len();
 
     // Alertmanager's repeat_interval: the same firing alerts again.
     let again = d
         .incidents
-        .ingest(&batch(vec![alert("a1", Action::Fire, 1, w), alert("a2", Action::Fire, 1, w)]))
+        .ingest(&batch(vec![
+            alert("a1", Action::Fire, 1, w),
+            alert("a2", Action::Fire, 1, w),
+        ]))
         .expect("repeat");
     assert_eq!((again.opened, again.fired, again.repeats), (0, 0, 2));
-    let after = d.incidents.by_number(&number).expect("read").expect("there");
+    let after = d
+        .incidents
+        .by_number(&number)
+        .expect("read")
+        .expect("there");
     assert_eq!(after.alerts, 2);
     assert_eq!(after.alerts_firing, 2);
-    assert_eq!(d.incidents.events(after.id).expect("events").len(), timeline);
-    let a1 = d.incidents.alert("alertmanager/a1").expect("read").expect("kept");
+    assert_eq!(
+        d.incidents.events(after.id).expect("events").len(),
+        timeline
+    );
+    let a1 = d
+        .incidents
+        .alert("alertmanager/a1")
+        .expect("read")
+        .expect("kept");
     assert_eq!(a1.repeats, 1);
     assert_eq!(d.robot_notices().len(), 1, "one notice: opened");
     assert!(d.robot_notices()[0].contains(&number));
@@ -180,7 +204,10 @@ fn resolving_every_alert_resolves_the_incident_once() {
     let w = Severity::Warning;
     let got = d
         .incidents
-        .ingest(&batch(vec![alert("a1", Action::Fire, 1, w), alert("a2", Action::Fire, 1, w)]))
+        .ingest(&batch(vec![
+            alert("a1", Action::Fire, 1, w),
+            alert("a2", Action::Fire, 1, w),
+        ]))
         .expect("ingest");
     let number = &got.incidents[0];
     d.incidents
@@ -189,7 +216,10 @@ fn resolving_every_alert_resolves_the_incident_once() {
     let i = d.incidents.by_number(number).expect("read").expect("there");
     assert_eq!((i.status, i.alerts_firing), (IncidentStatus::Open, 1));
     d.incidents
-        .ingest(&batch(vec![alert("a1", Action::Resolve, 1, w), alert("a2", Action::Resolve, 1, w)]))
+        .ingest(&batch(vec![
+            alert("a1", Action::Resolve, 1, w),
+            alert("a2", Action::Resolve, 1, w),
+        ]))
         .expect("all resolve");
     let i = d.incidents.by_number(number).expect("read").expect("there");
     assert_eq!(i.status, IncidentStatus::Resolved);
@@ -213,12 +243,21 @@ fn a_resolve_of_an_unknown_alert_is_recorded_and_changes_nothing_else() {
     let d = Desk::new();
     let got = d
         .incidents
-        .ingest(&batch(vec![alert("ghost", Action::Resolve, 1, Severity::Warning)]))
+        .ingest(&batch(vec![alert(
+            "ghost",
+            Action::Resolve,
+            1,
+            Severity::Warning,
+        )]))
         .expect("ingest");
     assert_eq!(got.unknown, 1);
     assert!(got.incidents.is_empty());
     assert!(d.incidents.recent(10).expect("list").is_empty());
-    let kept = d.incidents.alert("alertmanager/ghost").expect("read").expect("recorded");
+    let kept = d
+        .incidents
+        .alert("alertmanager/ghost")
+        .expect("read")
+        .expect("recorded");
     assert_eq!((kept.status, kept.incident), (AlertStatus::Resolved, None));
     assert!(d.outbox.pending().expect("outbox").is_empty());
 }
@@ -244,30 +283,62 @@ fn updates_reach_each_linked_reporter_once_and_resolution_too() {
     d.incidents
         .act(&inc.number, "handler", &Op::Link(t3.number.clone()))
         .expect("link");
-    let linked = d.tickets.by_number(&t3.number).expect("read").expect("there");
+    let linked = d
+        .tickets
+        .by_number(&t3.number)
+        .expect("read")
+        .expect("there");
     assert_eq!(linked.incident.as_deref(), Some(inc.number.as_str()));
 
     d.incidents
-        .act(&inc.number, "handler", &Op::Update("已定位到网关故障".into()))
+        .act(
+            &inc.number,
+            "handler",
+            &Op::Update("已定位到网关故障".into()),
+        )
         .expect("update");
     let zhang = d.sent("member/zhangsan");
     let li = d.sent("member/lisi");
-    assert_eq!(zhang.iter().filter(|m| m.contains("已定位到网关故障")).count(), 1);
-    assert_eq!(li.iter().filter(|m| m.contains("已定位到网关故障")).count(), 1);
+    assert_eq!(
+        zhang
+            .iter()
+            .filter(|m| m.contains("已定位到网关故障"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        li.iter().filter(|m| m.contains("已定位到网关故障")).count(),
+        1
+    );
 
     // Two reporters is not more than major_reporters (2); a third makes it 重大.
-    assert!(d.incidents.by_number(&inc.number).expect("read").expect("there").major.is_none());
+    assert!(
+        d.incidents
+            .by_number(&inc.number)
+            .expect("read")
+            .expect("there")
+            .major
+            .is_none()
+    );
     let t4 = d.file("wangwu");
     let i = d
         .incidents
         .act(&inc.number, "handler", &Op::Link(t4.number.clone()))
         .expect("link");
-    assert!(i.major.as_ref().is_some_and(|m| m.reason.contains("3 名报告人")));
+    assert!(
+        i.major
+            .as_ref()
+            .is_some_and(|m| m.reason.contains("3 名报告人"))
+    );
 
     d.incidents
         .act(&inc.number, "handler", &Op::Unlink(t4.number.clone()))
         .expect("unlink");
-    let unlinked = d.tickets.by_number(&t4.number).expect("read").expect("there");
+    let unlinked = d
+        .tickets
+        .by_number(&t4.number)
+        .expect("read")
+        .expect("there");
     assert_eq!(unlinked.incident, None);
 
     let i = d
@@ -289,7 +360,8 @@ fn updates_reach_each_linked_reporter_once_and_resolution_too() {
     );
     // Resolved twice is refused; reopen works.
     assert!(matches!(
-        d.incidents.act(&inc.number, "handler", &Op::Resolve(String::new())),
+        d.incidents
+            .act(&inc.number, "handler", &Op::Resolve(String::new())),
         Err(IncidentError::Illegal(IncidentStatus::Resolved, _))
     ));
     let i = d
@@ -320,7 +392,8 @@ fn a_ticket_belongs_to_one_incident_at_a_time() {
     // Nothing of the refused declaration was stored.
     assert_eq!(d.incidents.recent(10).expect("list").len(), 1);
     assert!(matches!(
-        d.incidents.declare("h", &declare("丙", vec!["IT20000101-0001".into()])),
+        d.incidents
+            .declare("h", &declare("丙", vec!["IT20000101-0001".into()])),
         Err(IncidentError::NoTicket(_))
     ));
 }
@@ -331,9 +404,16 @@ fn critical_alerts_are_major_at_once_and_announced_once() {
     let c = Severity::Critical;
     let got = d
         .incidents
-        .ingest(&batch(vec![alert("a1", Action::Fire, 1, c), alert("a2", Action::Fire, 1, c)]))
+        .ingest(&batch(vec![
+            alert("a1", Action::Fire, 1, c),
+            alert("a2", Action::Fire, 1, c),
+        ]))
         .expect("ingest");
-    let i = d.incidents.by_number(&got.incidents[0]).expect("read").expect("there");
+    let i = d
+        .incidents
+        .by_number(&got.incidents[0])
+        .expect("read")
+        .expect("there");
     assert_eq!(i.priority, Priority::P1);
     assert!(i.major.is_some());
     let majors = d
@@ -349,18 +429,29 @@ fn the_sweep_flags_long_incidents_and_resolves_silent_ones() {
     let d = Desk::new();
     let got = d
         .incidents
-        .ingest(&batch(vec![alert("a1", Action::Fire, 1, Severity::Warning)]))
+        .ingest(&batch(vec![alert(
+            "a1",
+            Action::Fire,
+            1,
+            Severity::Warning,
+        )]))
         .expect("ingest");
     let now = crate::util::unix_millis();
     assert_eq!(d.incidents.sweep(now).expect("sweep"), 0, "nothing due yet");
     // Two hours later: over major_after (1 h) and silent longer than auto_resolve (1 h).
     assert_eq!(d.incidents.sweep(now + 2 * 3_600_000).expect("sweep"), 1);
-    let i = d.incidents.by_number(&got.incidents[0]).expect("read").expect("there");
+    let i = d
+        .incidents
+        .by_number(&got.incidents[0])
+        .expect("read")
+        .expect("there");
     assert_eq!(i.status, IncidentStatus::Resolved);
     assert!(i.major.is_some_and(|m| m.reason.contains("持续超过")));
     assert!(i.resolution.is_some_and(|r| r.contains("自动解决")));
     let events = d.incidents.events(i.id).expect("events");
-    assert!(matches!(&events.last().expect("some").kind, EventKind::Resolved { note } if note.contains("未收到告警")));
+    assert!(
+        matches!(&events.last().expect("some").kind, EventKind::Resolved { note } if note.contains("未收到告警"))
+    );
 }
 
 #[test]
@@ -379,17 +470,34 @@ fn events_follow_pagerduty_semantics() {
     };
     let first = d.incidents.ingest(&ev(Action::Fire)).expect("trigger");
     assert_eq!(first.opened, 1);
-    assert_eq!(d.incidents.ingest(&ev(Action::Fire)).expect("again").repeats, 1);
+    assert_eq!(
+        d.incidents
+            .ingest(&ev(Action::Fire))
+            .expect("again")
+            .repeats,
+        1
+    );
     d.incidents.ingest(&ev(Action::Acknowledge)).expect("ack");
-    let i = d.incidents.by_number(&first.incidents[0]).expect("read").expect("there");
+    let i = d
+        .incidents
+        .by_number(&first.incidents[0])
+        .expect("read")
+        .expect("there");
     assert_eq!(i.status, IncidentStatus::Acknowledged);
     assert!(i.acknowledged_at.is_some());
     d.incidents.ingest(&ev(Action::Resolve)).expect("resolve");
-    let i = d.incidents.by_number(&first.incidents[0]).expect("read").expect("there");
+    let i = d
+        .incidents
+        .by_number(&first.incidents[0])
+        .expect("read")
+        .expect("there");
     assert_eq!(i.status, IncidentStatus::Resolved);
     assert!(i.tta_ms.is_some() && i.mttr_ms.is_some());
     // After a resolve, the same key triggers a new incident (PagerDuty's rule).
-    let again = d.incidents.ingest(&ev(Action::Fire)).expect("trigger again");
+    let again = d
+        .incidents
+        .ingest(&ev(Action::Fire))
+        .expect("trigger again");
     assert_eq!(again.opened, 1);
     // An acknowledge for a key never seen changes nothing.
     let ghost = AlertBatch {

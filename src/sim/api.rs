@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use super::Sim;
 use super::hooks::{
-    api_alert, api_calls, api_card, api_event, api_expire_tokens, api_faults, api_messages, api_send,
-    api_state, api_upload, api_verify, page,
+    api_alert, api_calls, api_card, api_event, api_expire_tokens, api_faults, api_messages,
+    api_send, api_state, api_upload, api_verify, page,
 };
 use super::server_api::{
     aibot_response, gettoken, media_aibot, media_get, media_upload, media_view, message_send,

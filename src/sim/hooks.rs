@@ -266,8 +266,9 @@ pub(super) async fn api_alert(State(sim): Shared, Json(req): Json<AlertReq>) -> 
         "resolve" => false,
         _ => return bad("action must be fire or resolve"),
     };
+    // The label value; the gateway's `hooks.system_names` reads it as the agents' name.
     let system = if req.system.trim().is_empty() {
-        "交易系统"
+        "trading"
     } else {
         req.system.trim()
     };

@@ -307,7 +307,9 @@ impl Sim {
         let starts_at = {
             let mut st = self.lock();
             if fire {
-                st.sample_alert_since.get_or_insert_with(|| now.clone()).clone()
+                st.sample_alert_since
+                    .get_or_insert_with(|| now.clone())
+                    .clone()
             } else {
                 st.sample_alert_since
                     .take()
@@ -315,7 +317,11 @@ impl Sim {
             }
         };
         let status = if fire { "firing" } else { "resolved" };
-        let ends_at = if fire { "0001-01-01T00:00:00Z".to_owned() } else { now };
+        let ends_at = if fire {
+            "0001-01-01T00:00:00Z".to_owned()
+        } else {
+            now
+        };
         let external = format!("{}/", self.settings.public_base);
         let body = serde_json::json!({
             "version": "4",
@@ -325,12 +331,12 @@ impl Sim {
             "truncatedAlerts": 0,
             "groupLabels": { "alertname": "TradeGatewayLatency" },
             "commonLabels": { "alertname": "TradeGatewayLatency", "severity": "error", "system": system },
-            "commonAnnotations": { "summary": format!("{system}委托响应超时（示例告警）") },
+            "commonAnnotations": { "summary": "交易网关委托响应超时（示例告警）" },
             "externalURL": external,
             "alerts": [{
                 "status": status,
                 "labels": { "alertname": "TradeGatewayLatency", "severity": "error", "system": system, "instance": "trade-gw-01" },
-                "annotations": { "summary": format!("{system}委托响应超时（示例告警）"), "description": "p99 委托响应时间超过 5 秒" },
+                "annotations": { "summary": "交易网关委托响应超时（示例告警）", "description": "p99 委托响应时间超过 5 秒" },
                 "startsAt": starts_at,
                 "endsAt": ends_at,
                 "generatorURL": external,
@@ -341,7 +347,12 @@ impl Sim {
         let auth = format!("Bearer {}", self.settings.hooks_token.expose());
         let answer = self
             .poster
-            .post_with(&url, "application/json", body.to_string(), &[("authorization", &auth)])
+            .post_with(
+                &url,
+                "application/json",
+                body.to_string(),
+                &[("authorization", &auth)],
+            )
             .await
             .map_err(|e| format!("告警发送失败：{e}"))?;
         Ok((answer.status, answer.body))

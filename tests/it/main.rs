@@ -14,6 +14,7 @@ mod crypto;
 mod faq;
 mod followup;
 mod gateway;
+mod incidents;
 mod intake;
 mod snapshots;
 mod storage;

@@ -226,9 +226,15 @@ fn safe_url(u: &str) -> String {
 
 fn timeline_view(e: &IncidentEvent, clock: &Clock) -> TimelineView {
     let (kind, title, text) = match &e.kind {
-        EventKind::Opened { source } => ("status", format!("事件开启（{}）", source.label()), String::new()),
+        EventKind::Opened { source } => (
+            "status",
+            format!("事件开启（{}）", source.label()),
+            String::new(),
+        ),
         EventKind::AlertFired { name, .. } => ("alert", format!("告警触发：{name}"), String::new()),
-        EventKind::AlertResolved { name, .. } => ("resolved-alert", format!("告警恢复：{name}"), String::new()),
+        EventKind::AlertResolved { name, .. } => {
+            ("resolved-alert", format!("告警恢复：{name}"), String::new())
+        }
         EventKind::Acknowledged => ("status", "已确认，处理中".into(), String::new()),
         EventKind::Update { text, reporters } => (
             "reply",
@@ -237,8 +243,14 @@ fn timeline_view(e: &IncidentEvent, clock: &Clock) -> TimelineView {
         ),
         EventKind::Resolved { note } => ("status", "事件已恢复".into(), note.clone()),
         EventKind::Reopened { reason } => ("status", "重新打开".into(), reason.clone()),
-        EventKind::TicketLinked { ticket } => ("meta-change", format!("关联工单 {ticket}"), String::new()),
-        EventKind::TicketUnlinked { ticket } => ("meta-change", format!("取消关联工单 {ticket}"), String::new()),
+        EventKind::TicketLinked { ticket } => {
+            ("meta-change", format!("关联工单 {ticket}"), String::new())
+        }
+        EventKind::TicketUnlinked { ticket } => (
+            "meta-change",
+            format!("取消关联工单 {ticket}"),
+            String::new(),
+        ),
         EventKind::Major { reason } => ("human", "升级为重大事件".into(), reason.clone()),
     };
     TimelineView {
@@ -269,7 +281,9 @@ fn alert_view(a: &Alert, clock: &Clock) -> AlertView {
             .filter(|l| !safe_url(&l.href).is_empty())
             .map(|l| (l.href.clone(), l.text.clone()))
             .collect(),
-        since: a.starts_at.map_or_else(|| clock.time(a.first_seen), |t| clock.time(t)),
+        since: a
+            .starts_at
+            .map_or_else(|| clock.time(a.first_seen), |t| clock.time(t)),
         last_seen: clock.ago(a.last_seen),
         repeats: a.repeats,
     }
@@ -569,13 +583,16 @@ pub async fn act_form(
     let typed = form.input.text.clone();
     let ticket = form.input.ticket.trim().to_uppercase();
     match act(&state, &c, &number, &action, form.input).await {
-        Ok((_, code)) if form.back == "ticket" && !ticket.is_empty() => {
-            Ok(Redirect::to(&format!("/console/tickets/{ticket}?msg=incident_{code}")).into_response())
-        }
-        Ok((i, code)) => {
-            Ok(Redirect::to(&format!("/console/incidents/{}?msg={code}", i.number)).into_response())
-        }
-        Err(e @ (ConsoleError::Incident(_) | ConsoleError::BadInput(_) | ConsoleError::Ticket(_))) => {
+        Ok((_, code)) if form.back == "ticket" && !ticket.is_empty() => Ok(Redirect::to(&format!(
+            "/console/tickets/{ticket}?msg=incident_{code}"
+        ))
+        .into_response()),
+        Ok((i, code)) => Ok(
+            Redirect::to(&format!("/console/incidents/{}?msg={code}", i.number)).into_response(),
+        ),
+        Err(
+            e @ (ConsoleError::Incident(_) | ConsoleError::BadInput(_) | ConsoleError::Ticket(_)),
+        ) => {
             let (status, _) = e.status_and_code();
             let l = load(&state, &number).await?;
             let live = live(&state, c.csrf.clone().unwrap_or_default(), &l);
@@ -713,7 +730,11 @@ pub async fn api_list(
     ApiUser(_): ApiUser,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let status = if q.status.is_empty() { "all" } else { &q.status };
+    let status = if q.status.is_empty() {
+        "all"
+    } else {
+        &q.status
+    };
     let incidents = list(&state, status).await?;
     Ok(Json(json!({
         "incidents": incidents.iter().map(incident_json).collect::<Vec<_>>(),
@@ -757,7 +778,11 @@ pub async fn api_declare(
     let Json(input) = body
         .map_err(|e| ConsoleError::BadInput(format!("请求体不是有效的 JSON：{}", e.body_text())))?;
     let i = declare(&state, &c, input).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "incident": incident_json(&i) }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "incident": incident_json(&i) })),
+    )
+        .into_response())
 }
 
 pub async fn api_act(
