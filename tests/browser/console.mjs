@@ -6,6 +6,10 @@
 //    queue without a reload; the handler opens it, sees the screenshot, replies with
 //    Ctrl+Enter; the reply reaches the agent's chat; the handler resolves it with a
 //    category; the agent rates it on the card; the rating appears on the ticket page.
+// 3. Incidents: the simulator's monitoring panel fires a sample alert; the incident appears
+//    on the incidents page without a reload; the handler links the ticket and posts an
+//    update, which reaches the agent's chat; the queue tags the ticket; resolving the alert
+//    in the panel resolves the incident on its open page.
 
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -190,6 +194,47 @@ try {
   check(true, "the agent's rating shows on the ticket without a reload");
   check((await page.textContent("#ticket-status")).includes("已关闭"), "a solved rating closes the ticket");
   await shot(page, "ticket-rated");
+
+  // --- 3. Incidents ------------------------------------------------------------------------
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  await page.goto(base + "/console/incidents");
+  await page.waitForSelector("text=当前没有进行中的事件");
+  await agent.click("#alert-fire");
+  await agent.waitForSelector("#alert-status >> text=已触发");
+  const incidentRow = await page.waitForSelector("#incidents-active tr[data-number]", { timeout: 15000 });
+  const incident = await incidentRow.getAttribute("data-number");
+  check(/^INC\d{8}-\d{3}$/.test(incident), "the alert became incident " + incident + " on the list without a reload");
+  await shot(page, "incidents");
+  await page.click(`a[href="/console/incidents/${incident}"]`);
+  await page.waitForURL("**/console/incidents/" + incident);
+  check(await page.isVisible("text=TradeGatewayLatency"), "the incident page lists its alert");
+  check(await page.isVisible("text=system=trading"), "the alert's labels are shown");
+  await page.fill('input[name="ticket"]', number);
+  await page.click('form[action$="/link"] button[type="submit"]');
+  await page.waitForURL(/msg=linked/);
+  check(await page.isVisible(`#incident-tickets a[href="/console/tickets/${number}"]`), "the ticket is linked");
+  const update = "交易网关已切换到备用线路，正在观察。";
+  await page.fill("#reply-text", update);
+  await page.click('form[action$="/update"] button.primary');
+  await page.waitForURL(/msg=updated/);
+  await waitFor("the incident update in the agent's chat", async () =>
+    (await messages("app:zhangsan")).some((m) => m.from === "app" && m.text.includes(update)));
+  check(true, "the update reached the linked reporter's chat in the simulator");
+  await page.goto(base + "/console/?status=all");
+  check(await page.isVisible(`tr[data-number="${number}"] a.tag.incident >> text=${incident}`), "the queue tags the ticket with its open incident");
+  await page.goto(base + "/console/incidents/" + incident);
+  await page.waitForSelector("#incident-status >> text=待响应");
+  await agent.click("#alert-resolve");
+  await page.waitForSelector("#incident-status >> text=已恢复", { timeout: 15000 });
+  check(true, "resolving the alert resolves the incident on its open page");
+  await shot(page, "incident-resolved");
+  await waitFor("the resolution in the agent's chat", async () =>
+    (await messages("app:zhangsan")).some((m) => m.from === "app" && m.text.includes(incident) && m.text.includes("已恢复")));
+  check(true, "the resolution reached the reporter");
+  await page.goto(base + "/console/tickets/" + number);
+  check(await page.isVisible(`#ticket-incident >> text=${incident}`), "the ticket page names its incident");
+  check(pageErrors.length === 0, "no script errors on the incident pages: " + pageErrors.join(" | "));
 
   // Phone width: the queue stays usable.
   await page.setViewportSize({ width: 390, height: 800 });
