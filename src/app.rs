@@ -110,6 +110,7 @@ impl Services {
             outbox: outbox.clone(),
             sessions,
             tickets: tickets.clone(),
+            incidents: incidents.clone(),
             scripts: scripts.clone(),
             kb: kb.clone(),
             faq_log: faq_log.clone(),

@@ -237,6 +237,19 @@ pub struct IncidentsConfig {
     pub major_after: Duration,
     /// Linked tickets from more than this many distinct reporters: 重大事件.
     pub major_reporters: usize,
+    /// Reports are clustered within this rolling window.
+    pub outbreak_window: Duration,
+    /// Distinct reporters a cluster needs to become an incident.
+    pub outbreak_min_reporters: usize,
+    /// Similarity (0..1) a report needs to join a cluster or an incident (a system's own
+    /// cut-off, set in the console, takes precedence).
+    pub similarity_cutoff: f32,
+    /// Resolving an incident resolves its open linked tickets with the resolution note
+    /// (and asks each reporter for a rating); false: they stay for a handler.
+    pub resolve_tickets: bool,
+    /// Words that name a system in a question (`交易:委托,下单`): an FAQ question the bot
+    /// could not answer is clustered under the system it names.
+    pub system_keywords: Vec<(String, Vec<String>)>,
 }
 
 impl Config {

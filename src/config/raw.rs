@@ -307,6 +307,11 @@ struct RawIncidents {
     auto_resolve_hours: u64,
     major_after_mins: u64,
     major_reporters: usize,
+    outbreak_window_mins: u64,
+    outbreak_min_reporters: usize,
+    similarity_cutoff: f32,
+    resolve_tickets: bool,
+    system_keywords: Vec<String>,
 }
 
 impl Default for RawIncidents {
@@ -317,6 +322,11 @@ impl Default for RawIncidents {
             auto_resolve_hours: 24,
             major_after_mins: 60,
             major_reporters: 10,
+            outbreak_window_mins: 30,
+            outbreak_min_reporters: 3,
+            similarity_cutoff: 0.3,
+            resolve_tickets: true,
+            system_keywords: Vec::new(),
         }
     }
 }
@@ -371,7 +381,46 @@ impl RawIncidents {
                 "must be capital letters, e.g. INC",
             ));
         }
+        if !(0.05..=0.95).contains(&self.similarity_cutoff) {
+            return Err(ConfigError::invalid(
+                "incidents.similarity_cutoff",
+                "must be between 0.05 and 0.95",
+            ));
+        }
+        if self.outbreak_min_reporters < 2 {
+            return Err(ConfigError::invalid(
+                "incidents.outbreak_min_reporters",
+                "must be at least 2 (one reporter is not an outbreak)",
+            ));
+        }
+        let system_keywords = self
+            .system_keywords
+            .iter()
+            .map(|m| {
+                let (system, words) = m
+                    .split_once(':')
+                    .filter(|(s, w)| !s.trim().is_empty() && !w.trim().is_empty())
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "incidents.system_keywords",
+                            format!("`{m}` is not `系统:词,词`"),
+                        )
+                    })?;
+                let words = words
+                    .split([',', '，'])
+                    .map(str::trim)
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                Ok((system.trim().to_owned(), words))
+            })
+            .collect::<Result<_, ConfigError>>()?;
         Ok(IncidentsConfig {
+            outbreak_window: Duration::from_secs(self.outbreak_window_mins.max(1) * 60),
+            outbreak_min_reporters: self.outbreak_min_reporters,
+            similarity_cutoff: self.similarity_cutoff,
+            resolve_tickets: self.resolve_tickets,
+            system_keywords,
             number_prefix: prefix.to_owned(),
             resolve_with_alerts: self.resolve_with_alerts,
             auto_resolve_after: Duration::from_secs(self.auto_resolve_hours.max(1) * 3600),

@@ -77,7 +77,24 @@ impl Turn<'_, '_> {
             }
             Decision::NoMatch => {
                 self.log_question(question, Decided::NoMatch)?;
-                self.say(NOT_UNDERSTOOD);
+                // An unanswered question is a report too: it may be a known incident's.
+                let systems = self.scripts.systems();
+                let system = self.engine.incidents.system_named(question, &systems);
+                let known = match &system {
+                    Some(system) => self.report(&crate::incidents::Report {
+                        system,
+                        text: question,
+                        reporter: &self.inbound.sender,
+                        ticket: None,
+                    })?,
+                    None => None,
+                };
+                match known {
+                    Some(incident) => {
+                        self.say(crate::incidents::notify::known_issue(&incident));
+                    }
+                    None => self.say(NOT_UNDERSTOOD),
+                }
             }
         }
         Ok(())

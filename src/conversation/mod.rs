@@ -51,6 +51,7 @@ use std::time::Duration;
 
 use crate::config::FaqConfig;
 use crate::inbox::{Inbox, InboxItem};
+use crate::incidents::Incidents;
 use crate::kb::log::FaqLog;
 use crate::kb::{Hit, Kb};
 use crate::outbox::Outbox;
@@ -151,12 +152,15 @@ pub struct Prepared {
     pub named: Option<Ticket>,
     /// FAQ hits for a question (searched only when the text can be one).
     pub hits: Vec<Hit>,
+    /// For "不是同一问题": the active incidents the sender follows without a ticket.
+    pub subscribed: Vec<String>,
 }
 
 /// Effects to announce after the transaction commits.
 #[derive(Debug, Default)]
 pub struct Applied {
     pub changed_tickets: Vec<u64>,
+    pub changed_incidents: Vec<u64>,
 }
 
 static RATING: LazyLock<regex::Regex> = LazyLock::new(|| {
@@ -182,6 +186,8 @@ pub struct Engine {
     pub outbox: Outbox,
     pub sessions: Sessions,
     pub tickets: Tickets,
+    /// Reports are matched against incidents and clustered (outbreaks) as they come.
+    pub incidents: Incidents,
     pub scripts: Arc<Scripts>,
     pub kb: Arc<Kb>,
     pub faq_log: FaqLog,
@@ -204,6 +210,7 @@ impl Engine {
         let mut v: Vec<&dyn AnyTree> = vec![self.inbox.tree(), self.faq_log.tree()];
         v.extend(self.sessions.trees());
         v.extend(self.tickets.trees());
+        v.extend(self.incidents.own_trees());
         v
     }
 
@@ -252,6 +259,10 @@ impl Engine {
             }
             _ => Vec::new(),
         };
+        let subscribed = match inbound.content.text() {
+            Some(t) if route::is_not_the_same(t) => self.incidents.subscribed(&inbound.sender)?,
+            _ => Vec::new(),
+        };
         Ok(Prepared {
             images,
             name,
@@ -259,6 +270,7 @@ impl Engine {
             tickets,
             named,
             hits,
+            subscribed,
         })
     }
 
@@ -285,6 +297,7 @@ impl Engine {
             for id in &a.changed_tickets {
                 self.tickets.changed(*id);
             }
+            self.incidents.changed(&a.changed_incidents);
         }
         self.outbox.wake();
     }

@@ -7,6 +7,7 @@ use std::convert::Infallible;
 
 use super::{Applied, Engine, Prepared, RATING, SUPPLEMENT, reply_destination, shape_replies};
 use crate::inbox::InboxItem;
+use crate::incidents::{Incident, Report};
 use crate::script::eval::{self, Action, Answers, Ctx, Input};
 use crate::script::{Flow, GlobalWord, ScriptSet, StepKind};
 use crate::store::{Abort, Tx};
@@ -22,6 +23,20 @@ const EMPTY_HINT: &str = "请直接描述您遇到的问题，或发送“帮助
 const NOTHING_TO_RATE: &str =
     "您目前没有待评价的工单。遇到问题请直接描述，或发送“进度”查看您的工单。";
 const NO_LIST: &str = "没有可以选择的列表了。请直接描述您的问题；需要处理人员跟进请发送“提单”。";
+
+/// "不是同一问题" and the ways agents say it.
+pub(super) fn is_not_the_same(text: &str) -> bool {
+    let key = crate::script::word_key(text);
+    matches!(
+        key.as_str(),
+        "不是同一问题"
+            | "不是同一个问题"
+            | "不是这个问题"
+            | "不是一个问题"
+            | "不是同一件事"
+            | "不是这个"
+    )
+}
 
 /// The result of a routing step: a storage failure aborts the whole transaction.
 pub(super) type Step<T = ()> = Result<T, Abort<Infallible>>;
@@ -43,6 +58,8 @@ pub(super) struct Turn<'a, 't> {
     replies: Vec<String>,
     /// Tickets this turn changed (announced after the commit).
     pub(super) changed: Vec<u64>,
+    /// Incidents this turn changed.
+    pub(super) changed_incidents: Vec<u64>,
 }
 
 impl Engine {
@@ -73,6 +90,7 @@ impl Engine {
             session,
             replies: Vec::new(),
             changed: Vec::new(),
+            changed_incidents: Vec::new(),
         };
         turn.expire_idle();
         match &inbound.content {
@@ -149,6 +167,7 @@ impl Turn<'_, '_> {
         }
         Ok(Applied {
             changed_tickets: self.changed,
+            changed_incidents: self.changed_incidents,
         })
     }
 
@@ -239,6 +258,15 @@ impl Turn<'_, '_> {
             && images.is_empty()
             && let Some(pending) = self.session.pending.take()
             && self.on_pending(t, pending)?
+        {
+            return Ok(());
+        }
+
+        // A report matched to a known incident that the member says is something else.
+        if let Some(t) = text
+            && images.is_empty()
+            && is_not_the_same(t)
+            && self.not_the_same_problem()?
         {
             return Ok(());
         }
@@ -570,9 +598,89 @@ impl Turn<'_, '_> {
             screenshots: a.screenshots,
         };
         let t = self.engine.tickets.create_in(self.tx, &new, self.now)?;
-        self.say(notify::filed(&t));
         self.changed.push(t.id);
+        let report = Report {
+            system: &t.system,
+            text: &t.description,
+            reporter: &t.reporter,
+            ticket: Some(&t),
+        };
+        match self.report(&report)? {
+            // A known problem: the confirmation says so, with the incident.
+            Some(incident) => self.say(format!(
+                "{}\n\n{}",
+                notify::filed(&t),
+                crate::incidents::notify::known_issue(&incident)
+            )),
+            None => self.say(notify::filed(&t)),
+        }
         Ok(())
+    }
+
+    /// Count and cluster a report (outbreak detection); returns the incident it is part of.
+    pub(super) fn report(&mut self, report: &Report<'_>) -> Step<Option<Incident>> {
+        let r = self
+            .engine
+            .incidents
+            .report_in::<Infallible>(self.tx, report, self.now)?;
+        self.changed.extend(r.changed_tickets);
+        self.changed_incidents.extend(r.changed_incidents);
+        Ok(r.incident)
+    }
+
+    /// "不是同一问题": the member's report leaves the incident it was matched to (their
+    /// newest ticket in an active incident, or their subscription), and the ticket goes on
+    /// as an ordinary one. Returns whether there was one.
+    fn not_the_same_problem(&mut self) -> Step<bool> {
+        let ticket = self
+            .prep
+            .tickets
+            .iter()
+            .filter(|t| t.status.is_open())
+            .find_map(|t| t.incident.clone().map(|i| (t, i)));
+        let left = match &ticket {
+            Some((t, number)) => self.engine.incidents.detach_in::<Infallible>(
+                self.tx,
+                self.member(),
+                Some(t),
+                number,
+                self.now,
+            )?,
+            None => {
+                let mut left = None;
+                for number in self.prep.subscribed.clone() {
+                    left = self.engine.incidents.detach_in::<Infallible>(
+                        self.tx,
+                        self.member(),
+                        None,
+                        &number,
+                        self.now,
+                    )?;
+                    if left.is_some() {
+                        break;
+                    }
+                }
+                left
+            }
+        };
+        let Some(incident) = left else {
+            return Ok(false);
+        };
+        self.changed_incidents.push(incident.id);
+        match ticket {
+            Some((t, _)) => {
+                self.changed.push(t.id);
+                self.say(format!(
+                    "好的，工单 {} 已与事件 {} 取消关联，处理人员会单独处理您的问题。",
+                    t.number, incident.number
+                ));
+            }
+            None => self.say(format!(
+                "好的，您不会再收到事件 {} 的通知。需要处理人员跟进请回复“提单”。",
+                incident.number
+            )),
+        }
+        Ok(true)
     }
 
     /// Start `flow` for the member, prefilled with `prefill`. The dialog replaces any

@@ -15,6 +15,7 @@ use super::{Engine, EngineSettings, Prepared, Worker};
 use crate::config::Config;
 use crate::ident::{CustomerId, IdKind};
 use crate::inbox::Inbox;
+use crate::incidents::{IncidentSettings, Incidents};
 use crate::kb::Kb;
 use crate::kb::log::FaqLog;
 use crate::outbox::Outbox;
@@ -65,11 +66,23 @@ impl Desk {
         })
         .expect("client");
         let tickets = Tickets::open(&store, outbox.clone(), settings).expect("tickets");
+        let incidents = Incidents::open(
+            &store,
+            tickets.clone(),
+            outbox.clone(),
+            IncidentSettings {
+                rules: cfg.incidents.clone(),
+                utc_offset: cfg.utc_offset(),
+                public_url: "http://console.test".into(),
+            },
+        )
+        .expect("incidents");
         let client = Arc::new(client);
         let engine = Engine {
             inbox: Inbox::open(&store).expect("inbox"),
             names: super::names::NameLookups::new(tickets.clone(), client.clone()),
             tickets,
+            incidents,
             outbox,
             sessions: Sessions::open(&store).expect("sessions"),
             scripts: Arc::new(Scripts::load(&root.join("bot-scripts")).expect("scripts")),

@@ -17,8 +17,10 @@
 //! seen". Monitors' posts are read by [`alert`]; the HTTP edge checks who sent them.
 
 pub mod alert;
+mod cluster;
 mod model;
 pub mod notify;
+pub mod outbreak;
 
 use std::sync::Arc;
 
@@ -32,9 +34,10 @@ use crate::tickets::{Actor, Priority, Ticket, Tickets};
 use crate::wecom::outbound::{Destination, Message};
 
 pub use alert::{Action, AlertBatch, AlertIn, HookError};
+pub use cluster::{Report, Reported};
 pub use model::{
-    Alert, AlertStatus, EventKind, Incident, IncidentError, IncidentEvent, IncidentStatus, Link,
-    Major, Severity, Source,
+    Alert, AlertStatus, Cluster, ClusterMember, EventKind, Incident, IncidentError, IncidentEvent,
+    IncidentStatus, Link, Major, Severity, Source,
 };
 
 /// The longest update or note accepted.
@@ -84,6 +87,11 @@ pub struct Incidents {
     alerts: Tree<String, Alert>,
     incident_alerts: Tree<(u64, String), ()>,
     groups: Tree<String, u64>,
+    by_system: Tree<String, Vec<u64>>,
+    clusters: Tree<u64, Cluster>,
+    clusters_by_system: Tree<String, Vec<u64>>,
+    bins: Tree<(String, u64), u64>,
+    cutoffs: Tree<String, f32>,
     tickets: Tickets,
     outbox: Outbox,
     settings: Arc<IncidentSettings>,
@@ -129,6 +137,11 @@ impl Incidents {
             alerts: store.tree(&trees::ALERTS)?,
             incident_alerts: store.tree(&trees::INCIDENT_ALERTS)?,
             groups: store.tree(&trees::ALERT_GROUPS)?,
+            by_system: store.tree(&trees::INCIDENTS_BY_SYSTEM)?,
+            clusters: store.tree(&trees::CLUSTERS)?,
+            clusters_by_system: store.tree(&trees::CLUSTERS_BY_SYSTEM)?,
+            bins: store.tree(&trees::REPORT_BINS)?,
+            cutoffs: store.tree(&trees::CUTOFFS)?,
             tickets,
             outbox,
             settings: Arc::new(settings),
@@ -136,8 +149,10 @@ impl Incidents {
         })
     }
 
-    fn trees(&self) -> Vec<&dyn AnyTree> {
-        let mut v: Vec<&dyn AnyTree> = vec![
+    /// The trees of this module only (a caller's transaction that already holds the
+    /// ticket and outbox trees adds these).
+    pub fn own_trees(&self) -> Vec<&dyn AnyTree> {
+        vec![
             &self.incidents,
             &self.numbers,
             &self.events,
@@ -146,9 +161,25 @@ impl Incidents {
             &self.alerts,
             &self.incident_alerts,
             &self.groups,
-        ];
+            &self.by_system,
+            &self.clusters,
+            &self.clusters_by_system,
+            &self.bins,
+            &self.cutoffs,
+        ]
+    }
+
+    fn trees(&self) -> Vec<&dyn AnyTree> {
+        let mut v = self.own_trees();
         v.extend(self.tickets.trees());
         v
+    }
+
+    /// Announce committed changes of incidents (for a caller's own transaction).
+    pub fn changed(&self, ids: &[u64]) {
+        for id in ids {
+            let _ = self.changes.send(*id);
+        }
     }
 
     pub fn settings(&self) -> &IncidentSettings {
@@ -216,6 +247,16 @@ impl Incidents {
         Ok(out)
     }
 
+    /// Numbers of the active incidents `member` follows without a ticket, newest first.
+    pub fn subscribed(&self, member: &str) -> store::Result<Vec<String>> {
+        Ok(self
+            .active()?
+            .into_iter()
+            .filter(|i| i.subscribers.iter().any(|s| s == member))
+            .map(|i| i.number)
+            .collect())
+    }
+
     /// The newest `limit` incidents (any status), newest first.
     pub fn recent(&self, limit: usize) -> store::Result<Vec<Incident>> {
         self.incidents
@@ -266,7 +307,7 @@ impl Incidents {
         self.run(|tx, changed| {
             let mut out = Ingested::default();
             for a in &batch.alerts {
-                let touched = self.alert_in(tx, batch, a, now, &mut out)?;
+                let touched = self.alert_in(tx, batch, a, now, &mut out, changed)?;
                 if let Some(inc) = touched {
                     changed.incident(inc.id);
                     if !out.incidents.contains(&inc.number) {
@@ -286,6 +327,7 @@ impl Incidents {
         a: &AlertIn,
         now: i64,
         out: &mut Ingested,
+        changed: &mut Changed,
     ) -> Result<Option<Incident>, Abort<IncidentError>> {
         let id = alert_id(batch.source, &a.key);
         let known = tx.get(&self.alerts, &id)?;
@@ -436,7 +478,7 @@ impl Incidents {
                     && inc.status.is_active()
                     && self.settings.rules.resolve_with_alerts
                 {
-                    self.resolve_in(tx, &mut inc, sender, "所有告警已恢复", now)?;
+                    self.resolve_in(tx, &mut inc, sender, "所有告警已恢复", now, changed)?;
                 } else {
                     self.put_in(tx, &inc)?;
                 }
@@ -493,13 +535,39 @@ impl Incidents {
     // --- writes inside a transaction ---------------------------------------------------------
 
     fn put_in<E>(&self, tx: &Tx<'_>, inc: &Incident) -> Result<(), Abort<E>> {
+        let mut same_system = tx.get(&self.by_system, &inc.system)?.unwrap_or_default();
+        let listed = same_system.contains(&inc.id);
         if inc.status.is_active() {
             tx.insert(&self.open, &inc.id, &())?;
+            if !listed {
+                same_system.insert(0, inc.id);
+                tx.insert(&self.by_system, &inc.system, &same_system)?;
+            }
         } else {
             tx.remove(&self.open, &inc.id)?;
+            if listed {
+                same_system.retain(|i| *i != inc.id);
+                tx.insert(&self.by_system, &inc.system, &same_system)?;
+            }
         }
         tx.insert(&self.incidents, &inc.id, inc)?;
         Ok(())
+    }
+
+    /// The active incidents of `system`, newest first, inside a transaction.
+    fn active_for_in<E>(&self, tx: &Tx<'_>, system: &str) -> Result<Vec<Incident>, Abort<E>> {
+        let mut out = Vec::new();
+        for id in tx
+            .get(&self.by_system, &system.to_owned())?
+            .unwrap_or_default()
+        {
+            if let Some(i) = tx.get(&self.incidents, &id)?
+                && i.status.is_active()
+            {
+                out.push(i);
+            }
+        }
+        Ok(out)
     }
 
     fn event_in<E>(
@@ -542,6 +610,11 @@ impl Incidents {
                 out.push(t.reporter);
             }
         }
+        for s in &inc.subscribers {
+            if !out.contains(s) {
+                out.push(s.clone());
+            }
+        }
         Ok(out)
     }
 
@@ -552,26 +625,31 @@ impl Incidents {
         }
     }
 
-    /// Send `text(incident)` to every linked reporter in their own chat; returns how many.
+    /// Send `text` to every linked reporter (but those in `except`), each in their own
+    /// chat; returns how many and the outbox jobs (the console shows their progress).
     fn tell_reporters_in<E>(
         &self,
         tx: &Tx<'_>,
         inc: &Incident,
         text: &str,
-    ) -> Result<usize, Abort<E>> {
+        except: &[String],
+    ) -> Result<(usize, Vec<u64>), Abort<E>> {
         let reporters = self.reporters_in::<E>(tx, inc)?;
         let origin = format!("incident/{}", inc.number);
-        for userid in &reporters {
-            self.outbox.stage(
+        let mut jobs = Vec::new();
+        let mut told = 0;
+        for userid in reporters.iter().filter(|r| !except.contains(r)) {
+            jobs.extend(self.outbox.stage(
                 tx,
                 &Destination::Member {
                     userid: userid.clone(),
                 },
                 Message::text(text.to_owned()),
                 &origin,
-            )?;
+            )?);
+            told += 1;
         }
-        Ok(reporters.len())
+        Ok((told, jobs))
     }
 
     fn create_in<E>(&self, tx: &Tx<'_>, new: NewIncident, now: i64) -> Result<Incident, Abort<E>> {
@@ -608,7 +686,15 @@ impl Incidents {
             mttr_ms: None,
             tta_ms: None,
             external_url: String::new(),
+            subscribers: Vec::new(),
+            texts: Vec::new(),
+            merged_into: None,
         };
+        let mut inc = inc;
+        if new.source != Source::Outbreak {
+            // An outbreak's title names the system; its reports' texts are what it is about.
+            remember_text(&mut inc, &new.title);
+        }
         tx.insert(&self.numbers, &number, &id)?;
         self.put_in(tx, &inc)?;
         self.event_in(
@@ -679,21 +765,50 @@ impl Incidents {
     }
 
     /// Resolve: MTTR and time to acknowledge stored, the handler group and every linked
-    /// reporter told.
-    fn resolve_in<E>(
+    /// reporter told. With `incidents.resolve_tickets`, the open linked tickets resolve too
+    /// (their reporters get the ticket's 已解决 notice with the note and the rating card
+    /// instead of a second message).
+    fn resolve_in(
         &self,
         tx: &Tx<'_>,
         inc: &mut Incident,
         actor: &str,
         note: &str,
         now: i64,
-    ) -> Result<(), Abort<E>> {
+        changed: &mut Changed,
+    ) -> Result<(), Abort<IncidentError>> {
         inc.status = IncidentStatus::Resolved;
         inc.resolved_at = Some(now);
         inc.updated_at = now;
         inc.resolution = Some(note.trim().to_owned());
         inc.mttr_ms = Some(now - inc.opened_at);
         inc.tta_ms = inc.acknowledged_at.map(|a| a - inc.opened_at);
+        let mut told_by_ticket: Vec<String> = Vec::new();
+        if self.settings.rules.resolve_tickets {
+            let ticket_note = if note.trim().is_empty() {
+                format!("事件 {} 已恢复", inc.number)
+            } else {
+                format!("事件 {} 已恢复：{}", inc.number, note.trim())
+            };
+            for number in &inc.tickets {
+                let Some(id) = self.tickets.id_in::<IncidentError>(tx, number)? else {
+                    continue;
+                };
+                if let Some(t) = self.tickets.resolve_for_incident_in::<IncidentError>(
+                    tx,
+                    id,
+                    &ticket_note,
+                    now,
+                )? {
+                    changed.ticket(t.id);
+                    if !told_by_ticket.contains(&t.reporter) {
+                        told_by_ticket.push(t.reporter);
+                    }
+                }
+            }
+        }
+        let text = notify::reporter_resolved(inc);
+        let (_, jobs) = self.tell_reporters_in::<IncidentError>(tx, inc, &text, &told_by_ticket)?;
         self.event_in(
             tx,
             inc.id,
@@ -701,6 +816,7 @@ impl Incidents {
             actor,
             EventKind::Resolved {
                 note: note.trim().to_owned(),
+                jobs,
             },
         )?;
         self.put_in(tx, inc)?;
@@ -709,11 +825,11 @@ impl Incidents {
             inc,
             notify::robot_resolved(inc, &self.link(&inc.number)),
         )?;
-        self.tell_reporters_in::<E>(tx, inc, &notify::reporter_resolved(inc))?;
         Ok(())
     }
 
-    /// Link ticket `number` to `inc` (its reporter told while the incident is active).
+    /// Link ticket `number` to `inc` (a handler's link; its reporter is told while the
+    /// incident is active). A ticket in another incident is refused.
     fn link_in(
         &self,
         tx: &Tx<'_>,
@@ -726,9 +842,6 @@ impl Incidents {
         let t = self
             .ticket_in::<IncidentError>(tx, number)?
             .ok_or_else(|| abort(IncidentError::NoTicket(number.to_owned())))?;
-        if inc.tickets.contains(&t.number) {
-            return Ok(());
-        }
         if let Some(other) = &t.incident
             && other != &inc.number
         {
@@ -737,27 +850,49 @@ impl Incidents {
                 other.clone(),
             )));
         }
-        let ticket_actor = Actor::Handler(actor.to_owned());
-        self.tickets.set_incident_in::<IncidentError>(
-            tx,
-            t.id,
-            Some(&inc.number),
-            &ticket_actor,
-            now,
-        )?;
+        let actor = Actor::Handler(actor.to_owned());
+        self.attach_in(tx, inc, t, &actor, true, now, changed)?;
+        self.put_in(tx, inc)
+    }
+
+    /// Attach ticket `t` to `inc` (not stored: the caller puts `inc`). With `tell`, its
+    /// reporter hears about it while the incident is active. Returns whether it was new.
+    #[allow(clippy::too_many_arguments)]
+    fn attach_in<E>(
+        &self,
+        tx: &Tx<'_>,
+        inc: &mut Incident,
+        t: Ticket,
+        actor: &Actor,
+        tell: bool,
+        now: i64,
+        changed: &mut Changed,
+    ) -> Result<bool, Abort<E>> {
+        if inc.tickets.contains(&t.number) {
+            return Ok(false);
+        }
+        let t = self
+            .tickets
+            .set_incident_in::<E>(tx, t, Some(&inc.number), actor, now)?;
         changed.ticket(t.id);
         inc.tickets.push(t.number.clone());
+        inc.subscribers.retain(|s| *s != t.reporter);
+        remember_text(inc, &t.description);
         inc.updated_at = now;
+        let actor_label = match actor {
+            Actor::Handler(h) => h.clone(),
+            other => other.label(),
+        };
         self.event_in(
             tx,
             inc.id,
             now,
-            actor,
+            &actor_label,
             EventKind::TicketLinked {
                 ticket: t.number.clone(),
             },
         )?;
-        if inc.status.is_active() {
+        if tell && inc.status.is_active() {
             self.outbox.stage(
                 tx,
                 &Destination::Member {
@@ -768,7 +903,7 @@ impl Incidents {
             )?;
         }
         self.check_major_in(tx, inc, now)?;
-        self.put_in(tx, inc)
+        Ok(true)
     }
 
     fn load_in(&self, tx: &Tx<'_>, number: &str) -> Result<Incident, Abort<IncidentError>> {
@@ -821,9 +956,19 @@ impl Incidents {
         let text = match op {
             Op::Update(t) => validate_text(t)?,
             Op::Resolve(t) | Op::Reopen(t) => t.trim().chars().take(MAX_TEXT).collect(),
-            Op::Acknowledge | Op::Link(_) | Op::Unlink(_) => String::new(),
+            Op::Acknowledge | Op::Link(_) | Op::Unlink(_) | Op::Split(_) | Op::Merge(_) => {
+                String::new()
+            }
         };
         let now = crate::util::unix_millis();
+        // Sled transactions cannot scan: a merge reads the alerts to move first.
+        let merged_alerts = match op {
+            Op::Merge(_) => match self.by_number(number)? {
+                Some(i) => from_alerts(self, i.id),
+                None => return Err(IncidentError::NotFound),
+            },
+            _ => Vec::new(),
+        };
         self.run(|tx, changed| {
             let mut inc = self.load_in(tx, number)?;
             changed.incident(inc.id);
@@ -839,7 +984,8 @@ impl Incidents {
                         return Err(abort(IncidentError::Illegal(inc.status, "发布进展")));
                     }
                     let text_out = notify::reporter_update(&inc, &text);
-                    let sent = self.tell_reporters_in::<IncidentError>(tx, &inc, &text_out)?;
+                    let (sent, jobs) =
+                        self.tell_reporters_in::<IncidentError>(tx, &inc, &text_out, &[])?;
                     inc.updated_at = now;
                     self.event_in(
                         tx,
@@ -849,6 +995,7 @@ impl Incidents {
                         EventKind::Update {
                             text: text.clone(),
                             reporters: sent,
+                            jobs,
                         },
                     )?;
                     self.put_in(tx, &inc)?;
@@ -857,7 +1004,7 @@ impl Incidents {
                     if !inc.status.is_active() {
                         return Err(abort(IncidentError::Illegal(inc.status, "解决")));
                     }
-                    self.resolve_in(tx, &mut inc, handler, &text, now)?;
+                    self.resolve_in(tx, &mut inc, handler, &text, now, changed)?;
                 }
                 Op::Reopen(_) => {
                     if inc.status.is_active() {
@@ -889,29 +1036,192 @@ impl Incidents {
                 }
                 Op::Unlink(ticket) => {
                     let ticket = ticket.trim().to_uppercase();
-                    let Some(pos) = inc.tickets.iter().position(|t| *t == ticket) else {
-                        return Err(abort(IncidentError::NotLinked(ticket)));
-                    };
-                    inc.tickets.remove(pos);
-                    if let Some(id) = self.tickets.id_in::<IncidentError>(tx, &ticket)? {
-                        let actor = Actor::Handler(handler.to_owned());
-                        self.tickets
-                            .set_incident_in::<IncidentError>(tx, id, None, &actor, now)?;
-                        changed.ticket(id);
-                    }
-                    inc.updated_at = now;
-                    self.event_in(
-                        tx,
-                        inc.id,
-                        now,
-                        handler,
-                        EventKind::TicketUnlinked { ticket },
-                    )?;
+                    self.unlink_in(tx, &mut inc, &ticket, handler, now, changed)?;
                     self.put_in(tx, &inc)?;
+                }
+                Op::Split(ticket) => {
+                    let ticket = ticket.trim().to_uppercase();
+                    let t = self.unlink_in(tx, &mut inc, &ticket, handler, now, changed)?;
+                    self.put_in(tx, &inc)?;
+                    let mut split = self.create_in(
+                        tx,
+                        NewIncident {
+                            title: format!("{}：{}", t.system, t.description),
+                            system: t.system.clone(),
+                            severity: inc.severity,
+                            priority: inc.priority,
+                            source: Source::Manual,
+                            group: None,
+                            opened_by: handler.to_owned(),
+                        },
+                        now,
+                    )?;
+                    changed.incident(split.id);
+                    let actor = Actor::Handler(handler.to_owned());
+                    self.attach_in(tx, &mut split, t, &actor, true, now, changed)?;
+                    self.put_in(tx, &split)?;
+                }
+                Op::Merge(into) => {
+                    let mut target = self.load_in(tx, into)?;
+                    if target.id == inc.id {
+                        return Err(abort(IncidentError::MergeSelf));
+                    }
+                    changed.incident(target.id);
+                    let moves = Merge {
+                        alerts: &merged_alerts,
+                        handler,
+                        now,
+                    };
+                    self.merge_in(tx, &mut inc, &mut target, &moves, changed)?;
                 }
             }
             Ok(inc)
         })
+    }
+
+    /// Unlink ticket `number` from `inc` (not stored); returns the ticket.
+    fn unlink_in(
+        &self,
+        tx: &Tx<'_>,
+        inc: &mut Incident,
+        number: &str,
+        actor: &str,
+        now: i64,
+        changed: &mut Changed,
+    ) -> Result<Ticket, Abort<IncidentError>> {
+        let Some(pos) = inc.tickets.iter().position(|t| t == number) else {
+            return Err(abort(IncidentError::NotLinked(number.to_owned())));
+        };
+        inc.tickets.remove(pos);
+        let t = self
+            .ticket_in::<IncidentError>(tx, number)?
+            .ok_or_else(|| abort(IncidentError::NoTicket(number.to_owned())))?;
+        let handler = Actor::Handler(actor.to_owned());
+        let t = self.tickets.set_incident_in(tx, t, None, &handler, now)?;
+        changed.ticket(t.id);
+        inc.updated_at = now;
+        self.event_in(
+            tx,
+            inc.id,
+            now,
+            actor,
+            EventKind::TicketUnlinked {
+                ticket: number.to_owned(),
+            },
+        )?;
+        Ok(t)
+    }
+
+    /// Merge `from` into `into`: its tickets, subscribers, alerts and group move; it
+    /// resolves as merged (nobody is told twice: its reporters now hear from `into`).
+    fn merge_in(
+        &self,
+        tx: &Tx<'_>,
+        from: &mut Incident,
+        into: &mut Incident,
+        m: &Merge<'_>,
+        changed: &mut Changed,
+    ) -> Result<(), Abort<IncidentError>> {
+        let (handler, now) = (m.handler, m.now);
+        let actor = Actor::Handler(handler.to_owned());
+        for number in std::mem::take(&mut from.tickets) {
+            if let Some(t) = self.ticket_in::<IncidentError>(tx, &number)? {
+                let t = self.tickets.set_incident_in(tx, t, None, &actor, now)?;
+                self.attach_in(tx, into, t, &actor, false, now, changed)?;
+            }
+        }
+        for s in std::mem::take(&mut from.subscribers) {
+            if !into.subscribers.contains(&s) {
+                into.subscribers.push(s);
+            }
+        }
+        if let Some(group) = from.group.take() {
+            tx.insert(&self.groups, &group, &into.id)?;
+        }
+        for alert_id in m.alerts {
+            if let Some(mut a) = tx.get(&self.alerts, alert_id)? {
+                a.incident = Some(into.id);
+                if a.status == AlertStatus::Firing {
+                    into.alerts_firing += 1;
+                }
+                tx.insert(&self.alerts, alert_id, &a)?;
+                tx.insert(&self.incident_alerts, &(into.id, alert_id.clone()), &())?;
+                tx.remove(&self.incident_alerts, &(from.id, alert_id.clone()))?;
+                into.alerts += 1;
+            }
+        }
+        for src in &from.sources {
+            if !into.sources.contains(src) {
+                into.sources.push(*src);
+            }
+        }
+        if from.severity < into.severity {
+            into.severity = from.severity;
+            into.priority = into.priority.min(from.priority);
+        }
+        for t in std::mem::take(&mut from.texts) {
+            remember_text(into, &t);
+        }
+        from.alerts = 0;
+        from.alerts_firing = 0;
+        from.status = IncidentStatus::Resolved;
+        from.resolved_at = Some(now);
+        from.updated_at = now;
+        from.merged_into = Some(into.number.clone());
+        from.resolution = Some(format!("已合并到事件 {}", into.number));
+        from.mttr_ms = Some(now - from.opened_at);
+        from.tta_ms = from.acknowledged_at.map(|a| a - from.opened_at);
+        into.updated_at = now;
+        self.event_in(
+            tx,
+            from.id,
+            now,
+            handler,
+            EventKind::MergedInto {
+                incident: into.number.clone(),
+            },
+        )?;
+        self.event_in(
+            tx,
+            into.id,
+            now,
+            handler,
+            EventKind::MergedFrom {
+                incident: from.number.clone(),
+            },
+        )?;
+        self.check_major_in(tx, into, now)?;
+        self.put_in(tx, from)?;
+        self.put_in(tx, into)
+    }
+
+    /// Set the similarity cut-off of `system` (a handler's tuning, on the timeline of
+    /// incident `number`).
+    pub fn set_cutoff(
+        &self,
+        number: &str,
+        handler: &str,
+        cutoff: f32,
+    ) -> Result<(), IncidentError> {
+        if !(0.05..=0.95).contains(&cutoff) {
+            return Err(IncidentError::BadCutoff);
+        }
+        let now = crate::util::unix_millis();
+        self.run(|tx, changed| {
+            let inc = self.load_in(tx, number)?;
+            changed.incident(inc.id);
+            tx.insert(&self.cutoffs, &inc.system, &cutoff)?;
+            self.event_in(tx, inc.id, now, handler, EventKind::CutoffSet { cutoff })?;
+            Ok(())
+        })
+    }
+
+    /// The similarity cut-off of `system` (its own, or the configured one).
+    pub fn cutoff(&self, system: &str) -> store::Result<f32> {
+        Ok(self
+            .cutoffs
+            .get(&system.to_owned())?
+            .unwrap_or(self.settings.rules.similarity_cutoff))
     }
 
     /// The periodic rules: 重大 by duration, and resolving incidents whose alerts have been
@@ -942,7 +1252,7 @@ impl Incidents {
                 self.check_major_in(tx, &mut cur, now)?;
                 if stale {
                     let note = format!("超过 {hours} 小时未收到告警，自动解决");
-                    self.resolve_in(tx, &mut cur, "系统", &note, now)?;
+                    self.resolve_in(tx, &mut cur, "系统", &note, now, changed)?;
                 } else {
                     self.put_in(tx, &cur)?;
                 }
@@ -968,6 +1278,39 @@ pub enum Op {
     Reopen(String),
     Link(String),
     Unlink(String),
+    /// Unlink the ticket and make it an incident of its own (a wrongly merged report).
+    Split(String),
+    /// Merge this incident into the one numbered.
+    Merge(String),
+}
+
+/// Keep `text` (masked, short) among what an incident is about, the latest 20.
+fn remember_text(inc: &mut Incident, text: &str) {
+    let t = crate::ident::mask_truncate(text.trim(), 100);
+    if t.is_empty() || inc.texts.contains(&t) {
+        return;
+    }
+    inc.texts.push(t);
+    if inc.texts.len() > 20 {
+        inc.texts.remove(0);
+    }
+}
+
+/// What a merge moves: the merged incident's alerts, read before its transaction.
+struct Merge<'a> {
+    alerts: &'a [String],
+    handler: &'a str,
+    now: i64,
+}
+
+/// The alert ids of incident `id` (read outside a transaction: sled transactions cannot
+/// scan; a merge racing a new alert of the merged incident leaves that alert where it is).
+fn from_alerts(incidents: &Incidents, id: u64) -> Vec<String> {
+    incidents
+        .incident_alerts
+        .scan_part(&id)
+        .filter_map(|r| r.ok().map(|((_, a), ())| a))
+        .collect()
 }
 
 struct NewIncident {

@@ -126,6 +126,8 @@ pub enum Source {
     Events,
     /// Declared by a handler.
     Manual,
+    /// A burst of similar reports from agents.
+    Outbreak,
 }
 
 impl Source {
@@ -135,6 +137,7 @@ impl Source {
             Source::Grafana => "grafana",
             Source::Events => "events",
             Source::Manual => "manual",
+            Source::Outbreak => "outbreak",
         }
     }
 
@@ -144,6 +147,7 @@ impl Source {
             Source::Grafana => "Grafana",
             Source::Events => "事件接口",
             Source::Manual => "人工声明",
+            Source::Outbreak => "报告聚集",
         }
     }
 }
@@ -191,12 +195,22 @@ pub struct Incident {
     /// Alertmanager's or Grafana's own page of the group.
     #[serde(default)]
     pub external_url: String,
+    /// Members who reported it by a question (no ticket): they hear its progress too.
+    #[serde(default)]
+    pub subscribers: Vec<String>,
+    /// What it is about, for matching new reports: its title and reports' texts (masked,
+    /// the latest few).
+    #[serde(default)]
+    pub texts: Vec<String>,
+    /// Merged into this incident (its number), when it was.
+    #[serde(default)]
+    pub merged_into: Option<String>,
 }
 
 impl Record for Incident {}
 
 /// What happened to an incident, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     Opened {
@@ -211,13 +225,38 @@ pub enum EventKind {
         name: String,
     },
     Acknowledged,
-    /// A handler's update, sent to `reporters` linked reporters.
+    /// A handler's update, sent to `reporters` linked reporters by these outbox jobs.
     Update {
         text: String,
         reporters: usize,
+        #[serde(default)]
+        jobs: Vec<u64>,
     },
     Resolved {
         note: String,
+        #[serde(default)]
+        jobs: Vec<u64>,
+    },
+    /// Agents' reports about the same fault reached the outbreak threshold.
+    Reports {
+        reporters: usize,
+    },
+    /// Another incident was merged into this one.
+    MergedFrom {
+        incident: String,
+    },
+    /// This incident was merged into another.
+    MergedInto {
+        incident: String,
+    },
+    /// A reporter said their report is a different problem.
+    Detached {
+        ticket: Option<String>,
+        reporter: String,
+    },
+    /// The similarity cut-off of the incident's system was changed.
+    CutoffSet {
+        cutoff: f32,
     },
     Reopened {
         reason: String,
@@ -233,7 +272,7 @@ pub enum EventKind {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentEvent {
     pub seq: u64,
     pub at: i64,
@@ -309,6 +348,10 @@ pub enum IncidentError {
     LinkedElsewhere(String, String),
     #[error("工单 {0} 没有关联这个事件")]
     NotLinked(String),
+    #[error("不能把事件合并到它自己")]
+    MergeSelf,
+    #[error("相似度阈值必须在 0.05 到 0.95 之间")]
+    BadCutoff,
     #[error("{0}")]
     Ticket(TicketError),
     #[error("存储错误，请稍后重试")]
@@ -328,5 +371,41 @@ impl From<TicketError> for IncidentError {
             TicketError::NotFound => IncidentError::NoTicket(String::new()),
             e => IncidentError::Ticket(e),
         }
+    }
+}
+
+/// One report in an outbreak cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMember {
+    pub reporter: String,
+    /// The ticket it filed; `None` for a question the FAQ could not answer.
+    pub ticket: Option<String>,
+    /// The report's text, masked and cut short.
+    pub text: String,
+    pub at: i64,
+}
+
+/// Similar reports about one system within the outbreak window (rolling: it stays open
+/// while matches arrive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub id: u64,
+    pub system: String,
+    pub opened_at: i64,
+    pub last_at: i64,
+    pub members: Vec<ClusterMember>,
+    /// The incident it became (or joined).
+    pub incident: Option<u64>,
+}
+
+impl Record for Cluster {}
+
+impl Cluster {
+    /// Distinct reporters.
+    pub fn reporters(&self) -> usize {
+        let mut seen: Vec<&str> = self.members.iter().map(|m| m.reporter.as_str()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len()
     }
 }

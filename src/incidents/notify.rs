@@ -63,7 +63,7 @@ pub fn robot_reopened(i: &Incident, reason: &str, link: &str) -> String {
 /// A reporter: their ticket is now part of an incident.
 pub fn reporter_linked(i: &Incident, ticket: &str) -> String {
     format!(
-        "您的工单 {ticket} 已并入事件 {}（{}）。这是已知问题，处理组正在处理，进展和恢复会第一时间通知您。",
+        "您的工单 {ticket} 已并入事件 {}（{}）。这是已知问题，处理组正在处理，恢复后会第一时间通知您。\n如果您遇到的不是这个问题，请回复“不是同一问题”。",
         i.number,
         mask_truncate(&i.title, 60),
     )
@@ -92,4 +92,19 @@ pub fn reporter_resolved(i: &Incident) -> String {
         i.number,
         mask_truncate(&i.title, 60),
     )
+}
+
+/// A reporter: what they reported is a known incident (the reply to their report, or a
+/// notice when their report made the incident).
+pub fn known_issue(i: &Incident) -> String {
+    format!(
+        "这是已知问题，处理组正在处理，恢复后会第一时间通知您。\n事件：{}（{}）\n如果您遇到的不是这个问题，请回复“不是同一问题”。",
+        i.number,
+        mask_truncate(&i.title, 60),
+    )
+}
+
+/// A member who asked (no ticket): their question is part of an incident.
+pub fn reporter_subscribed(i: &Incident) -> String {
+    known_issue(i)
 }

@@ -27,6 +27,11 @@ fn rules() -> IncidentsConfig {
         auto_resolve_after: Duration::from_secs(3600),
         major_after: Duration::from_secs(3600),
         major_reporters: 2,
+        outbreak_window: Duration::from_secs(30 * 60),
+        outbreak_min_reporters: 3,
+        similarity_cutoff: 0.3,
+        resolve_tickets: true,
+        system_keywords: Vec::new(),
     }
 }
 
@@ -71,6 +76,10 @@ impl Desk {
     }
 
     fn file(&self, reporter: &str) -> Ticket {
+        self.file_about(reporter, "股票交易不了", crate::util::unix_millis())
+    }
+
+    fn file_about(&self, reporter: &str, description: &str, at: i64) -> Ticket {
         let new = NewTicket {
             reporter: reporter.into(),
             reporter_name: String::new(),
@@ -82,15 +91,47 @@ impl Desk {
                 value: "12345678".into(),
             },
             system: "交易系统".into(),
-            description: "股票交易不了".into(),
+            description: description.into(),
             screenshots: Vec::new(),
         };
         self.store
             .transaction(&self.tickets.trees(), |tx| {
-                self.tickets
-                    .create_in::<Infallible>(tx, &new, crate::util::unix_millis())
+                self.tickets.create_in::<Infallible>(tx, &new, at)
             })
             .expect("file")
+    }
+
+    /// File a ticket and report it (as the conversation does at filing) at `at`.
+    fn report(&self, reporter: &str, text: &str, at: i64) -> (Ticket, Reported) {
+        let t = self.file_about(reporter, text, at);
+        let r = self
+            .store
+            .transaction(&self.incidents.trees(), |tx| {
+                let report = Report {
+                    system: &t.system,
+                    text: &t.description,
+                    reporter,
+                    ticket: Some(&t),
+                };
+                self.incidents.report_in::<Infallible>(tx, &report, at)
+            })
+            .expect("report");
+        (t, r)
+    }
+
+    /// A question without a ticket, reported at `at`.
+    fn ask(&self, reporter: &str, text: &str, at: i64) -> Reported {
+        self.store
+            .transaction(&self.incidents.trees(), |tx| {
+                let report = Report {
+                    system: "交易系统",
+                    text,
+                    reporter,
+                    ticket: None,
+                };
+                self.incidents.report_in::<Infallible>(tx, &report, at)
+            })
+            .expect("ask")
     }
 
     /// Texts staged for `lane` (`robot`, `member/zhangsan`), in order.
@@ -346,13 +387,14 @@ fn updates_reach_each_linked_reporter_once_and_resolution_too() {
         .act(&inc.number, "handler", &Op::Resolve("网关已切换".into()))
         .expect("resolve");
     assert_eq!(i.status, IncidentStatus::Resolved);
-    for lane in ["member/zhangsan", "member/lisi"] {
+    // Each linked ticket resolved with the note (zhangsan has two).
+    for (lane, tickets) in [("member/zhangsan", 2), ("member/lisi", 1)] {
         let resolved: Vec<_> = d
             .sent(lane)
             .into_iter()
             .filter(|m| m.contains("已恢复") && m.contains("网关已切换"))
             .collect();
-        assert_eq!(resolved.len(), 1, "{lane}");
+        assert_eq!(resolved.len(), tickets, "{lane}");
     }
     assert!(
         !d.sent("member/wangwu").iter().any(|m| m.contains("已恢复")),
@@ -450,7 +492,7 @@ fn the_sweep_flags_long_incidents_and_resolves_silent_ones() {
     assert!(i.resolution.is_some_and(|r| r.contains("自动解决")));
     let events = d.incidents.events(i.id).expect("events");
     assert!(
-        matches!(&events.last().expect("some").kind, EventKind::Resolved { note } if note.contains("未收到告警"))
+        matches!(&events.last().expect("some").kind, EventKind::Resolved { note, .. } if note.contains("未收到告警"))
     );
 }
 
@@ -506,4 +548,294 @@ fn events_follow_pagerduty_semantics() {
         ..ev(Action::Fire)
     };
     assert_eq!(d.incidents.ingest(&ghost).expect("ack ghost").unknown, 1);
+}
+
+const MIN: i64 = 60_000;
+/// A Monday 10:00 in UTC+8, far from the real clock.
+const T0: i64 = 1_796_263_200_000;
+
+#[test]
+fn three_reporters_alike_become_one_incident_and_the_earlier_ones_are_told() {
+    let d = Desk::new();
+    let (t1, r1) = d.report("zhangsan", "股票交易不了，委托一直失败", T0);
+    let (_, r2) = d.report("lisi", "客户委托下单失败，交易不了", T0 + 2 * MIN);
+    assert!(
+        r1.incident.is_none() && r2.incident.is_none(),
+        "two reporters are not an outbreak"
+    );
+    let (t3, r3) = d.report("wangwu", "交易委托失败 下单不了", T0 + 4 * MIN);
+    let inc = r3
+        .incident
+        .expect("the third reporter makes it an outbreak");
+    assert_eq!(inc.sources, vec![Source::Outbreak]);
+    assert_eq!(inc.tickets.len(), 3);
+    assert!(inc.tickets.contains(&t1.number) && inc.tickets.contains(&t3.number));
+    // The earlier reporters are told by the outbox; the third hears it in the reply.
+    for member in ["zhangsan", "lisi"] {
+        let told = d.sent(&format!("member/{member}"));
+        assert!(
+            told.iter()
+                .any(|m| m.contains(&inc.number) && m.contains("已知问题")),
+            "{member}: {told:?}"
+        );
+    }
+    assert!(d.sent("member/wangwu").is_empty());
+    let opened = d
+        .robot_notices()
+        .into_iter()
+        .filter(|m| m.contains("新事件"))
+        .count();
+    assert_eq!(opened, 1, "opened once");
+
+    // A late reporter joins at once; an unrelated report does not.
+    let (t4, r4) = d.report("zhaoliu", "交易不了，委托下单一直失败", T0 + 6 * MIN);
+    assert_eq!(r4.incident.as_ref().map(|i| &i.number), Some(&inc.number));
+    let linked = d
+        .tickets
+        .by_number(&t4.number)
+        .expect("read")
+        .expect("there");
+    assert_eq!(linked.incident.as_deref(), Some(inc.number.as_str()));
+    let (_, other) = d.report("qianqi", "银证转账提示余额不足", T0 + 7 * MIN);
+    assert!(other.incident.is_none());
+    // A question without a ticket subscribes its asker.
+    let asked = d.ask("sunba", "交易委托下单失败怎么办", T0 + 8 * MIN);
+    let i = asked.incident.expect("joined");
+    assert!(i.subscribers.contains(&"sunba".to_owned()));
+}
+
+#[test]
+fn one_agent_repeating_or_sending_an_identifier_is_no_outbreak() {
+    let d = Desk::new();
+    for n in 0..4 {
+        let (_, r) = d.report("zhangsan", "股票交易不了，委托一直失败", T0 + n * MIN);
+        assert!(r.incident.is_none(), "one reporter, however often");
+    }
+    for (n, who) in ["lisi", "wangwu", "zhaoliu"].iter().enumerate() {
+        let (_, r) = d.report(who, "110105194912310021", T0 + (10 + n as i64) * MIN);
+        assert!(
+            r.incident.is_none(),
+            "an identifier alone never seeds a cluster"
+        );
+    }
+    assert!(d.incidents.recent(10).expect("list").is_empty());
+}
+
+#[test]
+fn reports_outside_the_window_do_not_add_up() {
+    let d = Desk::new();
+    d.report("zhangsan", "股票交易不了，委托一直失败", T0);
+    d.report("lisi", "客户委托下单失败，交易不了", T0 + 40 * MIN);
+    let (_, r) = d.report("wangwu", "交易委托失败 下单不了", T0 + 80 * MIN);
+    assert!(
+        r.incident.is_none(),
+        "three reports, but never two within 30 minutes"
+    );
+}
+
+#[test]
+fn a_busy_system_needs_more_than_a_quiet_one() {
+    // A week of history: 12 unrelated reports in this window every day.
+    let d = Desk::new();
+    let texts = [
+        "开户视频见证失败",
+        "密码忘记了怎么重置",
+        "理财产品到期没有到账",
+        "融资额度怎么提高",
+    ];
+    for day in (1..=7).rev() {
+        for n in 0..12 {
+            let at = T0 - day * 24 * 60 * MIN - 25 * MIN + n * 2 * MIN;
+            d.report(&format!("bg{n}"), texts[n as usize % texts.len()], at);
+        }
+    }
+    d.report("zhangsan", "股票交易不了，委托一直失败", T0);
+    d.report("lisi", "客户委托下单失败，交易不了", T0 + MIN);
+    let (_, r) = d.report("wangwu", "交易委托失败 下单不了", T0 + 2 * MIN);
+    assert!(
+        r.incident.is_none(),
+        "3 reports are ordinary where 12 are usual"
+    );
+    // A real outage: the window fills far beyond the usual.
+    let mut last = None;
+    for n in 0..30 {
+        let (_, r) = d.report(
+            &format!("agent{n}"),
+            "交易委托下单失败，交易不了",
+            T0 + 3 * MIN + n * 10_000,
+        );
+        if r.incident.is_some() {
+            last = r.incident;
+            break;
+        }
+    }
+    assert!(
+        last.is_some(),
+        "a burst far above the baseline is an outbreak"
+    );
+}
+
+#[test]
+fn an_alert_incident_and_a_burst_of_reports_are_one_incident() {
+    let d = Desk::new();
+    let mut a = alert("a1", Action::Fire, 1, Severity::Warning);
+    a.system = "交易系统".into();
+    let alerted = d.incidents.ingest(&batch(vec![a])).expect("alert");
+    let number = alerted.incidents[0].clone();
+    d.report("zhangsan", "银证转账一直失败", T0);
+    d.report("lisi", "转账失败，银证转账不了", T0 + MIN);
+    let (_, r) = d.report("wangwu", "银证转账失败", T0 + 2 * MIN);
+    let inc = r.incident.expect("correlated");
+    assert_eq!(inc.number, number, "the burst joins the alert's incident");
+    assert!(inc.sources.contains(&Source::Alertmanager) && inc.sources.contains(&Source::Outbreak));
+    assert_eq!(inc.tickets.len(), 3);
+    assert_eq!(d.incidents.recent(10).expect("list").len(), 1);
+}
+
+#[test]
+fn resolving_resolves_the_children_with_a_rating_card_and_no_second_message() {
+    let d = Desk::new();
+    for (n, who) in ["zhangsan", "lisi", "wangwu"].iter().enumerate() {
+        d.report(who, "股票交易不了，委托一直失败", T0 + n as i64 * MIN);
+    }
+    d.ask("zhaoliu", "交易委托下单失败怎么办", T0 + 5 * MIN);
+    let inc = d.incidents.active().expect("list").remove(0);
+    d.incidents
+        .act(
+            &inc.number,
+            "handler",
+            &Op::Resolve("交易网关已恢复".into()),
+        )
+        .expect("resolve");
+    for number in &inc.tickets {
+        let t = d.tickets.by_number(number).expect("read").expect("there");
+        assert_eq!(t.status, crate::tickets::Status::Resolved);
+        assert_eq!(t.category, Some(crate::tickets::Category::Program));
+    }
+    let jobs = d.outbox.pending().expect("outbox");
+    for who in ["zhangsan", "lisi", "wangwu"] {
+        let lane = format!("member/{who}");
+        let texts: Vec<String> = d
+            .sent(&lane)
+            .into_iter()
+            .filter(|m| m.contains("已恢复"))
+            .collect();
+        assert_eq!(
+            texts.len(),
+            1,
+            "{who}: one 已解决 notice with the note: {texts:?}"
+        );
+        assert!(texts[0].contains("交易网关已恢复"));
+        let cards = jobs
+            .iter()
+            .filter(|j| j.dest.lane() == lane && matches!(j.msg, Message::TemplateCard { .. }))
+            .count();
+        assert_eq!(cards, 1, "{who}: the rating card");
+    }
+    // The subscriber (no ticket) hears the resolution once.
+    let asked: Vec<String> = d
+        .sent("member/zhaoliu")
+        .into_iter()
+        .filter(|m| m.contains("已恢复"))
+        .collect();
+    assert_eq!(asked.len(), 1);
+}
+
+#[test]
+fn a_reporter_detaches_and_handlers_merge_split_and_tune() {
+    let d = Desk::new();
+    let mut tickets = Vec::new();
+    for (n, who) in ["zhangsan", "lisi", "wangwu"].iter().enumerate() {
+        tickets.push(
+            d.report(who, "股票交易不了，委托一直失败", T0 + n as i64 * MIN)
+                .0,
+        );
+    }
+    let inc = d.incidents.active().expect("list").remove(0);
+    // The reporter says it is another problem.
+    let left = d
+        .store
+        .transaction(&d.incidents.trees(), |tx| {
+            d.incidents.detach_in::<Infallible>(
+                tx,
+                "lisi",
+                Some(&tickets[1]),
+                &inc.number,
+                T0 + 9 * MIN,
+            )
+        })
+        .expect("detach")
+        .expect("left");
+    assert_eq!(left.tickets.len(), 2);
+    assert!(
+        d.tickets
+            .by_number(&tickets[1].number)
+            .expect("read")
+            .expect("there")
+            .incident
+            .is_none()
+    );
+
+    // Split a wrongly merged report into an incident of its own.
+    let split = d
+        .incidents
+        .act(
+            &inc.number,
+            "handler",
+            &Op::Split(tickets[2].number.clone()),
+        )
+        .expect("split");
+    assert_eq!(split.tickets.len(), 1);
+    let own = d
+        .tickets
+        .by_number(&tickets[2].number)
+        .expect("read")
+        .expect("there");
+    let other = own.incident.expect("in a new incident");
+    assert_ne!(other, inc.number);
+
+    // Merge it back: one incident, the other resolved as merged.
+    let merged = d
+        .incidents
+        .act(&other, "handler", &Op::Merge(inc.number.clone()))
+        .expect("merge");
+    assert_eq!(merged.merged_into.as_deref(), Some(inc.number.as_str()));
+    assert_eq!(merged.status, IncidentStatus::Resolved);
+    let into = d
+        .incidents
+        .by_number(&inc.number)
+        .expect("read")
+        .expect("there");
+    assert_eq!(into.tickets.len(), 2);
+    assert!(matches!(
+        d.incidents
+            .act(&inc.number, "handler", &Op::Merge(inc.number.clone())),
+        Err(IncidentError::MergeSelf)
+    ));
+
+    // Tune the system's cut-off: out of range refused, in range on the timeline.
+    assert!(matches!(
+        d.incidents.set_cutoff(&inc.number, "handler", 1.5),
+        Err(IncidentError::BadCutoff)
+    ));
+    d.incidents
+        .set_cutoff(&inc.number, "handler", 0.5)
+        .expect("cutoff");
+    assert_eq!(d.incidents.cutoff("交易系统").expect("read"), 0.5);
+    let events = d.incidents.events(into.id).expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::CutoffSet { .. }))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Detached { .. }))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::MergedFrom { .. }))
+    );
 }

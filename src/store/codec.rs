@@ -168,6 +168,8 @@ impl Record for String {}
 impl Record for () {}
 impl Record for serde_json::Value {}
 impl Record for Vec<String> {}
+impl Record for Vec<u64> {}
+impl Record for f32 {}
 
 #[cfg(test)]
 mod tests {

@@ -58,6 +58,11 @@ trees! {
     ALERTS = "alerts", "incidents", "String alert id (source/fingerprint or source/dedup_key)" => "incidents::Alert, its last state";
     INCIDENT_ALERTS = "incident_alerts", "incidents", "(u64 incident id, String alert id)" => "()";
     ALERT_GROUPS = "alert_groups", "incidents", "String group id (source/groupKey)" => "u64 id of the group's latest incident";
+    INCIDENTS_BY_SYSTEM = "incidents_by_system", "incidents", "String system" => "Vec<u64> ids of its incidents not resolved";
+    CLUSTERS = "clusters", "incidents::outbreak", "u64 id" => "incidents::Cluster, similar reports";
+    CLUSTERS_BY_SYSTEM = "clusters_by_system", "incidents::outbreak", "String system" => "Vec<u64> ids of its open clusters, newest first";
+    REPORT_BINS = "report_bins", "incidents::outbreak", "(String system, u64 5-minute bin; bin 0: the first bin seen)" => "u64 reports";
+    CUTOFFS = "cutoffs", "incidents::outbreak", "String system" => "f32, the system's similarity cut-off";
     CONSOLE_USERS = "console_users", "accounts", "String login" => "accounts::User (argon2id hash, role)";
     CONSOLE_SESSIONS = "console_sessions", "accounts", "String session id" => "accounts::Session (user, CSRF token, expiry)";
 }

@@ -600,18 +600,17 @@ impl Tickets {
         Ok(())
     }
 
-    /// Link ticket `id` to incident `incident` (`Some`) or unlink it from `was` (`None`),
-    /// with the event in its thread. The incidents service calls this inside its own
-    /// transaction; nothing is sent from here.
-    pub fn set_incident_in<E: From<TicketError>>(
+    /// Link ticket `t` to incident `incident` (`Some`) or unlink it (`None`), with the
+    /// event in its thread. The incidents service calls this inside its own transaction,
+    /// with the ticket it read there; nothing is sent from here.
+    pub fn set_incident_in<E>(
         &self,
         tx: &Tx<'_>,
-        id: u64,
+        mut t: Ticket,
         incident: Option<&str>,
         actor: &Actor,
         now: i64,
     ) -> Result<Ticket, Abort<E>> {
-        let mut t = self.load_in::<E>(tx, id)?;
         let kind = match (incident, t.incident.take()) {
             (Some(to), _) => EventKind::IncidentLinked {
                 incident: to.to_owned(),
@@ -622,8 +621,42 @@ impl Tickets {
         t.incident = incident.map(str::to_owned);
         t.updated_at = now;
         self.put_in(tx, Some(t.status), &t)?;
-        self.event_in(tx, id, now, actor.clone(), kind)?;
+        self.event_in(tx, t.id, now, actor.clone(), kind)?;
         Ok(t)
+    }
+
+    /// Resolve ticket `id` because its incident resolved: with the incident's note, the
+    /// agent's notice and the rating card, as a handler's resolution would. A ticket that is
+    /// no longer open (or cannot become 已解决) is left as it is (`None`); one without a
+    /// category gets 程序类, the category of a system fault.
+    pub fn resolve_for_incident_in<E: From<TicketError>>(
+        &self,
+        tx: &Tx<'_>,
+        id: u64,
+        note: &str,
+        now: i64,
+    ) -> Result<Option<Ticket>, Abort<E>> {
+        let Some(mut t) = tx.get(&self.tickets, &id)? else {
+            return Ok(None);
+        };
+        if !t.status.is_open() || !t.status.can_become(Status::Resolved) {
+            return Ok(None);
+        }
+        if t.category.is_none() {
+            t.category = Some(Category::Program);
+            self.put_in(tx, Some(t.status), &t)?;
+            self.event_in(
+                tx,
+                id,
+                now,
+                Actor::System,
+                EventKind::CategorySet {
+                    category: Category::Program,
+                },
+            )?;
+        }
+        let t = self.change_status_in::<E>(tx, id, &Actor::System, Status::Resolved, note, now)?;
+        Ok(Some(t))
     }
 
     /// The agent's rating after 已解决: solved closes the ticket; unsolved reopens it and

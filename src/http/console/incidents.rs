@@ -236,12 +236,40 @@ fn timeline_view(e: &IncidentEvent, clock: &Clock) -> TimelineView {
             ("resolved-alert", format!("告警恢复：{name}"), String::new())
         }
         EventKind::Acknowledged => ("status", "已确认，处理中".into(), String::new()),
-        EventKind::Update { text, reporters } => (
+        EventKind::Update {
+            text, reporters, ..
+        } => (
             "reply",
             format!("进展通报（推送给 {reporters} 名报告人）"),
             text.clone(),
         ),
-        EventKind::Resolved { note } => ("status", "事件已恢复".into(), note.clone()),
+        EventKind::Resolved { note, .. } => ("status", "事件已恢复".into(), note.clone()),
+        EventKind::Reports { reporters } => (
+            "human",
+            format!("报告聚集：{reporters} 名报告人反馈同一问题"),
+            String::new(),
+        ),
+        EventKind::MergedFrom { incident } => (
+            "meta-change",
+            format!("事件 {incident} 已合并到此"),
+            String::new(),
+        ),
+        EventKind::MergedInto { incident } => {
+            ("status", format!("已合并到事件 {incident}"), String::new())
+        }
+        EventKind::Detached { ticket, .. } => (
+            "meta-change",
+            match ticket {
+                Some(t) => format!("报告人表示不是同一问题，工单 {t} 已取消关联"),
+                None => "报告人表示不是同一问题，已取消通知".to_owned(),
+            },
+            String::new(),
+        ),
+        EventKind::CutoffSet { cutoff } => (
+            "meta-change",
+            format!("本系统相似度阈值设为 {cutoff:.2}"),
+            String::new(),
+        ),
         EventKind::Reopened { reason } => ("status", "重新打开".into(), reason.clone()),
         EventKind::TicketLinked { ticket } => {
             ("meta-change", format!("关联工单 {ticket}"), String::new())
