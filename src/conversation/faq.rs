@@ -40,7 +40,26 @@ impl Turn<'_, '_> {
     /// The FAQ-first policy: answer, suggest, or say so and offer the intake.
     pub(super) fn answer_question(&mut self, question: &str) -> Step {
         let prep = self.prep;
-        match kb::decide(&prep.hits, &self.engine.settings.faq) {
+        let decision = kb::decide(&prep.hits, &self.engine.settings.faq);
+        // During an incident a question about it is answered by the incident: it is a
+        // known issue, and the member hears its progress. (An unanswered question is also
+        // counted and clustered: it may be the start of one.)
+        let systems = self.scripts.systems();
+        if let Some(system) = self.engine.incidents.system_named(question, &systems) {
+            let report = crate::incidents::Report {
+                system: &system,
+                text: question,
+                reporter: &self.inbound.sender,
+                ticket: None,
+            };
+            let unanswered = matches!(decision, Decision::NoMatch);
+            if let Some(incident) = self.report(&report, unanswered)? {
+                self.log_question(question, Decided::NoMatch)?;
+                self.say(crate::incidents::notify::known_issue(&incident));
+                return Ok(());
+            }
+        }
+        match decision {
             Decision::Answer(hit) => {
                 let entry_id = hit.entry.id.clone();
                 let decided = Decided::Answered {
@@ -77,24 +96,7 @@ impl Turn<'_, '_> {
             }
             Decision::NoMatch => {
                 self.log_question(question, Decided::NoMatch)?;
-                // An unanswered question is a report too: it may be a known incident's.
-                let systems = self.scripts.systems();
-                let system = self.engine.incidents.system_named(question, &systems);
-                let known = match &system {
-                    Some(system) => self.report(&crate::incidents::Report {
-                        system,
-                        text: question,
-                        reporter: &self.inbound.sender,
-                        ticket: None,
-                    })?,
-                    None => None,
-                };
-                match known {
-                    Some(incident) => {
-                        self.say(crate::incidents::notify::known_issue(&incident));
-                    }
-                    None => self.say(NOT_UNDERSTOOD),
-                }
+                self.say(NOT_UNDERSTOOD);
             }
         }
         Ok(())

@@ -605,7 +605,7 @@ impl Turn<'_, '_> {
             reporter: &t.reporter,
             ticket: Some(&t),
         };
-        match self.report(&report)? {
+        match self.report(&report, true)? {
             // A known problem: the confirmation says so, with the incident.
             Some(incident) => self.say(format!(
                 "{}\n\n{}",
@@ -617,12 +617,15 @@ impl Turn<'_, '_> {
         Ok(())
     }
 
-    /// Count and cluster a report (outbreak detection); returns the incident it is part of.
-    pub(super) fn report(&mut self, report: &Report<'_>) -> Step<Option<Incident>> {
-        let r = self
-            .engine
-            .incidents
-            .report_in::<Infallible>(self.tx, report, self.now)?;
+    /// Count and cluster a report (outbreak detection), or with `cluster` false only match
+    /// it to a known incident; returns the incident it is part of.
+    pub(super) fn report(&mut self, report: &Report<'_>, cluster: bool) -> Step<Option<Incident>> {
+        let incidents = &self.engine.incidents;
+        let r = if cluster {
+            incidents.report_in::<Infallible>(self.tx, report, self.now)?
+        } else {
+            incidents.known_in::<Infallible>(self.tx, report, self.now)?
+        };
         self.changed.extend(r.changed_tickets);
         self.changed_incidents.extend(r.changed_incidents);
         Ok(r.incident)

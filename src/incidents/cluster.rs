@@ -94,12 +94,9 @@ impl Incidents {
             .unwrap_or(self.settings.rules.similarity_cutoff);
 
         // A late reporter: an active incident of the system already stands for it.
-        for mut inc in self.active_for_in::<E>(tx, &system)? {
-            if best_match(&feats, inc.texts.iter().map(String::as_str)) >= cutoff {
-                self.join_in::<E>(tx, &mut inc, r, now, &mut changed)?;
-                out.incident = Some(inc);
-                return Ok(self.finish(out, changed));
-            }
+        if let Some(inc) = self.known_match_in::<E>(tx, r, &feats, cutoff, now, &mut changed)? {
+            out.incident = Some(inc);
+            return Ok(self.finish(out, changed));
         }
 
         // Otherwise its cluster: the most alike open one, or a new one.
@@ -180,6 +177,41 @@ impl Incidents {
         }
         tx.insert(&self.clusters, &cluster.id, &cluster)?;
         Ok(self.finish(out, changed))
+    }
+
+    /// Only the late-reporter part of [`Incidents::report_in`]: join the system's active
+    /// incident the report matches, if any (a question the FAQ can answer is not counted
+    /// or clustered, but during an incident it is most likely about it).
+    pub fn known_in<E>(&self, tx: &Tx<'_>, r: &Report<'_>, now: i64) -> Result<Reported, Abort<E>> {
+        let mut changed = Changed::default();
+        let mut out = Reported::default();
+        let feats = outbreak::features(r.text);
+        if r.system.trim().is_empty() || feats.len() < MIN_FEATURES {
+            return Ok(out);
+        }
+        let cutoff = tx
+            .get(&self.cutoffs, &r.system.trim().to_owned())?
+            .unwrap_or(self.settings.rules.similarity_cutoff);
+        out.incident = self.known_match_in::<E>(tx, r, &feats, cutoff, now, &mut changed)?;
+        Ok(self.finish(out, changed))
+    }
+
+    fn known_match_in<E>(
+        &self,
+        tx: &Tx<'_>,
+        r: &Report<'_>,
+        feats: &BTreeSet<String>,
+        cutoff: f32,
+        now: i64,
+        changed: &mut Changed,
+    ) -> Result<Option<Incident>, Abort<E>> {
+        for mut inc in self.active_for_in::<E>(tx, r.system.trim())? {
+            if best_match(feats, inc.texts.iter().map(String::as_str)) >= cutoff {
+                self.join_in::<E>(tx, &mut inc, r, now, changed)?;
+                return Ok(Some(inc));
+            }
+        }
+        Ok(None)
     }
 
     fn finish(&self, mut out: Reported, changed: Changed) -> Reported {

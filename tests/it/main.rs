@@ -16,5 +16,6 @@ mod followup;
 mod gateway;
 mod incidents;
 mod intake;
+mod outbreak;
 mod snapshots;
 mod storage;

@@ -21,6 +21,7 @@ use crate::http::error::{ApiError, ConsoleError};
 use crate::incidents::{
     Alert, AlertStatus, Declare, EventKind, Incident, IncidentEvent, IncidentStatus, Op,
 };
+use crate::outbox::Status as Delivery;
 use crate::tickets::{Priority, Ticket};
 
 /// How many resolved incidents the list shows after the active ones.
@@ -108,6 +109,41 @@ pub struct TimelineView {
     pub title: String,
     pub text: String,
     pub at: String,
+    /// For a broadcast: how far its delivery is ("已送达 3/4 · 排队 1").
+    pub progress: String,
+}
+
+/// Delivery of one broadcast's messages.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Fanout {
+    pub total: usize,
+    pub sent: usize,
+    pub queued: usize,
+    pub failed: usize,
+}
+
+impl Fanout {
+    fn label(&self) -> String {
+        if self.total == 0 {
+            return String::new();
+        }
+        let mut s = format!("推送：已送达 {}/{}", self.sent, self.total);
+        if self.queued > 0 {
+            s.push_str(&format!(" · 排队 {}", self.queued));
+        }
+        if self.failed > 0 {
+            s.push_str(&format!(" · 失败 {}", self.failed));
+        }
+        s
+    }
+}
+
+/// The outbox jobs of a broadcast event.
+fn jobs_of(e: &IncidentEvent) -> &[u64] {
+    match &e.kind {
+        EventKind::Update { jobs, .. } | EventKind::Resolved { jobs, .. } => jobs,
+        _ => &[],
+    }
 }
 
 pub struct AlertView {
@@ -140,6 +176,12 @@ pub struct IncidentLive {
     pub timeline: Vec<TimelineView>,
     pub alerts: Vec<AlertView>,
     pub tickets: Vec<LinkedTicket>,
+    /// The system's similarity cut-off.
+    pub cutoff: String,
+    /// Members following it without a ticket.
+    pub subscribers: usize,
+    /// Other active incidents (merge targets).
+    pub others: Vec<OptionView>,
 }
 
 #[derive(Template)]
@@ -153,6 +195,9 @@ pub struct IncidentPage {
     pub timeline: Vec<TimelineView>,
     pub alerts: Vec<AlertView>,
     pub tickets: Vec<LinkedTicket>,
+    pub cutoff: String,
+    pub subscribers: usize,
+    pub others: Vec<OptionView>,
 }
 
 impl IncidentPage {
@@ -166,6 +211,9 @@ impl IncidentPage {
             timeline: live.timeline,
             alerts: live.alerts,
             tickets: live.tickets,
+            cutoff: live.cutoff,
+            subscribers: live.subscribers,
+            others: live.others,
         }
     }
 }
@@ -224,7 +272,7 @@ fn safe_url(u: &str) -> String {
     }
 }
 
-fn timeline_view(e: &IncidentEvent, clock: &Clock) -> TimelineView {
+fn timeline_view(e: &IncidentEvent, fanout: Option<&Fanout>, clock: &Clock) -> TimelineView {
     let (kind, title, text) = match &e.kind {
         EventKind::Opened { source } => (
             "status",
@@ -287,6 +335,7 @@ fn timeline_view(e: &IncidentEvent, clock: &Clock) -> TimelineView {
         title,
         text,
         at: clock.time(e.at),
+        progress: fanout.map(Fanout::label).unwrap_or_default(),
     }
 }
 
@@ -355,6 +404,8 @@ pub fn incident_json(i: &Incident) -> Value {
         "mttr_ms": i.mttr_ms,
         "tta_ms": i.tta_ms,
         "external_url": i.external_url,
+        "subscribers": i.subscribers.len(),
+        "merged_into": i.merged_into,
     })
 }
 
@@ -363,8 +414,13 @@ pub fn incident_json(i: &Incident) -> Value {
 struct Loaded {
     incident: Incident,
     events: Vec<IncidentEvent>,
+    /// Delivery of each broadcast event, by its seq.
+    fanouts: Vec<(u64, Fanout)>,
     alerts: Vec<Alert>,
     tickets: Vec<Ticket>,
+    cutoff: f32,
+    /// Other active incidents (merge targets).
+    others: Vec<(String, String)>,
 }
 
 async fn load(state: &AppState, number: &str) -> Result<Loaded, ConsoleError> {
@@ -380,10 +436,40 @@ async fn load(state: &AppState, number: &str) -> Result<Loaded, ConsoleError> {
                 tickets.push(t);
             }
         }
+        let events = st.incidents.events(incident.id)?;
+        let mut fanouts = Vec::new();
+        for e in &events {
+            let jobs = jobs_of(e);
+            if jobs.is_empty() {
+                continue;
+            }
+            let mut f = Fanout {
+                total: jobs.len(),
+                ..Fanout::default()
+            };
+            for id in jobs {
+                match st.outbox.status(*id)? {
+                    Delivery::Sent { .. } | Delivery::Unknown => f.sent += 1,
+                    Delivery::Queued { .. } => f.queued += 1,
+                    Delivery::Failed { .. } => f.failed += 1,
+                }
+            }
+            fanouts.push((e.seq, f));
+        }
+        let others = st
+            .incidents
+            .active()?
+            .into_iter()
+            .filter(|i| i.id != incident.id)
+            .map(|i| (i.number, i.title))
+            .collect();
         Ok(Loaded {
-            events: st.incidents.events(incident.id)?,
+            cutoff: st.incidents.cutoff(&incident.system)?,
+            events,
+            fanouts,
             alerts: st.incidents.alerts_of(incident.id)?,
             tickets,
+            others,
             incident,
         })
     })
@@ -431,7 +517,25 @@ fn live(state: &AppState, csrf: String, l: &Loaded) -> IncidentLive {
             .events
             .iter()
             .rev()
-            .map(|e| timeline_view(e, &clock))
+            .map(|e| {
+                let fanout = l
+                    .fanouts
+                    .iter()
+                    .find(|(seq, _)| *seq == e.seq)
+                    .map(|(_, f)| f);
+                timeline_view(e, fanout, &clock)
+            })
+            .collect(),
+        cutoff: format!("{:.2}", l.cutoff),
+        subscribers: l.incident.subscribers.len(),
+        others: l
+            .others
+            .iter()
+            .map(|(n, t)| OptionView {
+                value: n.clone(),
+                label: format!("{n} {t}"),
+                selected: false,
+            })
             .collect(),
         alerts: l.alerts.iter().map(|a| alert_view(a, &clock)).collect(),
         tickets: l.tickets.iter().map(linked_view).collect(),
@@ -459,6 +563,9 @@ fn flash(code: &str) -> Option<Flash> {
         "linked" => "工单已关联，报告人会收到事件进展",
         "unlinked" => "已取消关联",
         "declared" => "事件已声明，已通知处理群",
+        "split" => "已拆分为新事件",
+        "merged" => "事件已合并",
+        "cutoff" => "相似度阈值已更新",
         _ => return None,
     };
     Some(Flash {
@@ -552,6 +659,10 @@ pub async fn incident_live(
 pub struct IncidentInput {
     pub text: String,
     pub ticket: String,
+    /// `merge`: the incident to merge into.
+    pub into: String,
+    /// `cutoff`: the system's new similarity cut-off (a number, or text from a form).
+    pub cutoff: Option<serde_json::Value>,
 }
 
 fn op_of(action: &str, input: IncidentInput) -> Result<(Op, &'static str), ConsoleError> {
@@ -570,6 +681,14 @@ fn op_of(action: &str, input: IncidentInput) -> Result<(Op, &'static str), Conso
         "reopen" => (Op::Reopen(input.text.clone()), "reopened"),
         "link" => (Op::Link(ticket()?), "linked"),
         "unlink" => (Op::Unlink(ticket()?), "unlinked"),
+        "split" => (Op::Split(ticket()?), "split"),
+        "merge" => {
+            let into = input.into.trim().to_uppercase();
+            if into.is_empty() {
+                return Err(ConsoleError::BadInput("请选择要合并到的事件".into()));
+            }
+            (Op::Merge(into), "merged")
+        }
         _ => return Err(ConsoleError::NotFound),
     })
 }
@@ -581,6 +700,27 @@ async fn act(
     action: &str,
     input: IncidentInput,
 ) -> Result<(Incident, &'static str), ConsoleError> {
+    if action == "cutoff" {
+        let cutoff = match &input.cutoff {
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| ConsoleError::BadInput("请填写 0.05 到 0.95 之间的相似度阈值".into()))?;
+        let (incidents, number, me) = (
+            state.incidents.clone(),
+            number.to_owned(),
+            caller.login.clone(),
+        );
+        return blocking(move || {
+            incidents.set_cutoff(&number, &me, cutoff as f32)?;
+            let i = incidents
+                .by_number(&number)?
+                .ok_or(ConsoleError::NotFound)?;
+            Ok((i, "cutoff"))
+        })
+        .await;
+    }
     let (op, code) = op_of(action, input)?;
     let (incidents, number, me) = (
         state.incidents.clone(),
@@ -615,9 +755,11 @@ pub async fn act_form(
             "/console/tickets/{ticket}?msg=incident_{code}"
         ))
         .into_response()),
-        Ok((i, code)) => Ok(
-            Redirect::to(&format!("/console/incidents/{}?msg={code}", i.number)).into_response(),
-        ),
+        Ok((i, code)) => {
+            // A merge goes on at the incident merged into.
+            let shown = i.merged_into.unwrap_or(i.number);
+            Ok(Redirect::to(&format!("/console/incidents/{shown}?msg={code}")).into_response())
+        }
         Err(
             e @ (ConsoleError::Incident(_) | ConsoleError::BadInput(_) | ConsoleError::Ticket(_)),
         ) => {
@@ -653,8 +795,8 @@ pub async fn link_form(
 ) -> Result<Response, ConsoleError> {
     c.check_csrf(Some(&form.csrf))?;
     let input = IncidentInput {
-        text: String::new(),
         ticket: form.ticket.clone(),
+        ..IncidentInput::default()
     };
     act(&state, &c, &form.incident, "link", input).await?;
     let ticket = form.ticket.trim().to_uppercase();
@@ -778,6 +920,12 @@ pub async fn api_get(
     let mut v = incident_json(&l.incident);
     v["timeline"] = serde_json::to_value(&l.events).unwrap_or_default();
     v["alerts"] = serde_json::to_value(&l.alerts).unwrap_or_default();
+    v["fanout"] = l
+        .fanouts
+        .iter()
+        .map(|(seq, f)| json!({ "event": seq, "total": f.total, "sent": f.sent, "queued": f.queued, "failed": f.failed }))
+        .collect();
+    v["similarity_cutoff"] = l.cutoff.into();
     v["linked_tickets"] = l
         .tickets
         .iter()
