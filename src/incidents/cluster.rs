@@ -280,12 +280,17 @@ impl Incidents {
         changed: &mut Changed,
     ) -> Result<Incident, Abort<E>> {
         // Correlation: an incident of a monitor's alerts for the system (alerts speak of
-        // the system in other words than agents do) takes the burst.
-        let alerting = self
+        // the system in other words than agents do), or an outbreak of the system opened
+        // within the window (agents describe one fault in many words), takes the burst.
+        let window = self.settings.rules.outbreak_window.as_millis() as i64;
+        let related = self
             .active_for_in::<E>(tx, &cluster.system)?
             .into_iter()
-            .find(|i| i.alerts > 0);
-        let mut inc = match alerting {
+            .find(|i| {
+                i.alerts > 0
+                    || (i.sources.contains(&Source::Outbreak) && now - i.opened_at <= window)
+            });
+        let mut inc = match related {
             Some(existing) => existing,
             None => {
                 let first = cluster.members.first().map_or("", |m| m.text.as_str());
