@@ -839,3 +839,38 @@ fn a_reporter_detaches_and_handlers_merge_split_and_tune() {
             .any(|e| matches!(e.kind, EventKind::MergedFrom { .. }))
     );
 }
+
+#[test]
+fn a_flood_of_a_thousand_reports_in_a_minute_is_one_incident_and_nobody_is_told_twice() {
+    let d = Desk::new();
+    let phrasings = [
+        "股票交易不了，委托一直失败",
+        "客户委托下单失败，交易不了",
+        "交易委托失败，下单不了",
+        "买入委托失败，交易不了",
+    ];
+    let mut joined = 0;
+    for n in 0..1000_i64 {
+        let who = format!("agent{}", n % 700); // some agents report twice
+        let (_, r) = d.report(&who, phrasings[n as usize % phrasings.len()], T0 + n * 60);
+        if r.incident.is_some() {
+            joined += 1;
+        }
+    }
+    let all = d.incidents.recent(10).expect("list");
+    assert_eq!(all.len(), 1, "one incident");
+    let inc = &all[0];
+    assert_eq!(inc.tickets.len(), 1000, "every report's ticket linked");
+    assert!(joined >= 997);
+    let mut unique = inc.tickets.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 1000, "no ticket linked twice");
+    // The reporters before the incident were told once each; nobody got a second notice.
+    let jobs = d.outbox.pending().expect("outbox");
+    let mut per_lane: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for j in jobs.iter().filter(|j| j.dest.lane().starts_with("member/")) {
+        *per_lane.entry(j.dest.lane()).or_default() += 1;
+    }
+    assert!(per_lane.values().all(|n| *n == 1), "{per_lane:?}");
+}

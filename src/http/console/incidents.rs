@@ -43,6 +43,8 @@ pub struct IncidentRow {
     pub tickets: usize,
     pub opened: String,
     pub age: String,
+    /// 报告聚集 when agents' reports made it.
+    pub outbreak: bool,
 }
 
 fn row(i: &Incident, clock: &Clock) -> IncidentRow {
@@ -60,6 +62,7 @@ fn row(i: &Incident, clock: &Clock) -> IncidentRow {
         tickets: i.tickets.len(),
         opened: clock.time(i.opened_at),
         age: clock.ago(i.opened_at),
+        outbreak: i.sources.contains(&crate::incidents::Source::Outbreak),
     }
 }
 
