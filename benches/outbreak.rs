@@ -323,6 +323,7 @@ fn run(data: &[Labelled], cutoff: f32) -> Run {
             prefix: "IT".into(),
             utc_offset: offset,
             public_url: String::new(),
+            calendar: Default::default(),
         },
     )
     .expect("tickets");

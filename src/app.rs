@@ -66,6 +66,7 @@ impl Services {
                 prefix: cfg.tickets.number_prefix.clone(),
                 utc_offset: cfg.utc_offset(),
                 public_url: public_url.clone(),
+                calendar: cfg.business_hours.clone(),
             },
         )?;
         let incidents = Incidents::open(

@@ -26,6 +26,7 @@
 //! | [`incidents`] | incidents from monitor alerts and handlers: grouping, timeline, linked tickets, broadcast |
 //! | [`conversation`] | sessions, screenshots, the worker that routes each message |
 //! | [`accounts`] | console users (argon2) and sessions |
+//! | [`dashboard`] | read-only aggregates: the board, reports, exports, the weekly push |
 //! | [`error`] | the crate error, aggregating the modules' own |
 //! | [`http`] | router, verified-callback and session extractors, error mapping, console and API, health |
 //! | [`sim`] | the WeCom simulator: fake server API and browser chat page |
@@ -35,6 +36,7 @@ pub mod accounts;
 pub mod app;
 pub mod config;
 pub mod conversation;
+pub mod dashboard;
 pub mod error;
 pub mod http;
 pub mod ident;

@@ -71,6 +71,43 @@ pub struct Config {
     pub sla: SlaConfig,
     pub hooks: HooksConfig,
     pub incidents: IncidentsConfig,
+    pub business_hours: BusinessHours,
+    pub reports: ReportsConfig,
+}
+
+/// The desk's working calendar, for business-time durations (local time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusinessHours {
+    /// ISO weekdays, Monday = 1.
+    pub weekdays: Vec<u32>,
+    pub start: chrono::NaiveTime,
+    pub end: chrono::NaiveTime,
+    /// Days off on working weekdays.
+    pub holidays: Vec<chrono::NaiveDate>,
+    /// Working days on days off (调休).
+    pub workdays: Vec<chrono::NaiveDate>,
+}
+
+impl Default for BusinessHours {
+    /// Monday to Friday, 09:00–18:00, no holidays.
+    fn default() -> Self {
+        BusinessHours {
+            weekdays: vec![1, 2, 3, 4, 5],
+            start: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(),
+            end: chrono::NaiveTime::from_hms_opt(18, 0, 0).unwrap_or_default(),
+            holidays: Vec::new(),
+            workdays: Vec::new(),
+        }
+    }
+}
+
+/// Reports: the weekly push and `/metrics`.
+#[derive(Debug, Clone)]
+pub struct ReportsConfig {
+    /// When the weekly report goes to the handler group (cron, local time).
+    pub weekly_cron: String,
+    /// `/metrics` without the API token only from loopback addresses.
+    pub metrics_loopback_only: bool,
 }
 
 #[derive(Debug, Clone)]

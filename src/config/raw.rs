@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    CallbackKeys, Config, ConfigError, ConsoleConfig, ConversationConfig, FaqConfig, HooksConfig,
-    IncidentsConfig, OutboxConfig, PathsConfig, Secret, ServerConfig, SimConfig, SlaConfig,
-    StorageConfig, TicketsConfig, WecomConfig,
+    BusinessHours, CallbackKeys, Config, ConfigError, ConsoleConfig, ConversationConfig, FaqConfig,
+    HooksConfig, IncidentsConfig, OutboxConfig, PathsConfig, ReportsConfig, Secret, ServerConfig,
+    SimConfig, SlaConfig, StorageConfig, TicketsConfig, WecomConfig,
 };
 
 #[derive(Debug, Deserialize, Default)]
@@ -29,6 +29,99 @@ pub(super) struct RawConfig {
     sla: RawSla,
     hooks: RawHooks,
     incidents: RawIncidents,
+    business_hours: RawBusinessHours,
+    reports: RawReports,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct RawBusinessHours {
+    /// ISO weekdays, Monday = 1.
+    weekdays: Vec<u32>,
+    start: String,
+    end: String,
+    /// Days off that would be working days (`YYYY-MM-DD`).
+    holidays: Vec<String>,
+    /// Working days that would be days off (调休, `YYYY-MM-DD`).
+    workdays: Vec<String>,
+}
+
+impl Default for RawBusinessHours {
+    fn default() -> Self {
+        RawBusinessHours {
+            weekdays: vec![1, 2, 3, 4, 5],
+            start: "09:00".into(),
+            end: "18:00".into(),
+            holidays: Vec::new(),
+            workdays: Vec::new(),
+        }
+    }
+}
+
+impl RawBusinessHours {
+    fn validate(self) -> Result<BusinessHours, ConfigError> {
+        if self.weekdays.iter().any(|d| !(1..=7).contains(d)) {
+            return Err(ConfigError::invalid(
+                "business_hours.weekdays",
+                "must list ISO weekdays 1 (Monday) to 7 (Sunday)",
+            ));
+        }
+        let time = |key: &str, v: &str| {
+            chrono::NaiveTime::parse_from_str(v.trim(), "%H:%M")
+                .map_err(|_| ConfigError::invalid(key, format!("`{v}` is not HH:MM")))
+        };
+        let start = time("business_hours.start", &self.start)?;
+        let end = time("business_hours.end", &self.end)?;
+        if end <= start {
+            return Err(ConfigError::invalid(
+                "business_hours.end",
+                "must be after business_hours.start",
+            ));
+        }
+        let dates = |key: &str, v: &[String]| {
+            v.iter()
+                .map(|d| {
+                    chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+                        .map_err(|_| ConfigError::invalid(key, format!("`{d}` is not YYYY-MM-DD")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(BusinessHours {
+            weekdays: self.weekdays,
+            start,
+            end,
+            holidays: dates("business_hours.holidays", &self.holidays)?,
+            workdays: dates("business_hours.workdays", &self.workdays)?,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct RawReports {
+    weekly_cron: String,
+    metrics_loopback_only: bool,
+}
+
+impl Default for RawReports {
+    fn default() -> Self {
+        RawReports {
+            weekly_cron: "0 9 * * MON".into(),
+            metrics_loopback_only: true,
+        }
+    }
+}
+
+impl RawReports {
+    fn validate(self) -> Result<ReportsConfig, ConfigError> {
+        let cron = self.weekly_cron.trim().to_owned();
+        cron.parse::<croner::Cron>()
+            .map_err(|e| ConfigError::invalid("reports.weekly_cron", format!("`{cron}`: {e}")))?;
+        Ok(ReportsConfig {
+            weekly_cron: cron,
+            metrics_loopback_only: self.metrics_loopback_only,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -489,6 +582,8 @@ impl RawConfig {
             sla: self.sla.validate()?,
             hooks,
             incidents: self.incidents.validate()?,
+            business_hours: self.business_hours.validate()?,
+            reports: self.reports.validate()?,
         })
     }
 }

@@ -54,6 +54,7 @@ impl Desk {
             prefix: cfg.tickets.number_prefix.clone(),
             utc_offset: cfg.utc_offset(),
             public_url: "http://console.test".into(),
+            calendar: cfg.business_hours.clone(),
         };
         let client = Client::new(ClientConfig {
             // Nothing here reaches WeCom: `prepare`, the only caller, is not used.

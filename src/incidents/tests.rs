@@ -52,6 +52,7 @@ impl Desk {
                 prefix: "IT".into(),
                 utc_offset: offset,
                 public_url: "http://console.test".into(),
+                calendar: Default::default(),
             },
         )
         .expect("tickets");
@@ -551,7 +552,7 @@ fn events_follow_pagerduty_semantics() {
 }
 
 const MIN: i64 = 60_000;
-/// A Monday 10:00 in UTC+8, far from the real clock.
+/// Thursday 2026-12-03 10:00 in UTC+8.
 const T0: i64 = 1_796_263_200_000;
 
 #[test]

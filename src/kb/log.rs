@@ -128,12 +128,17 @@ impl FaqLog {
 
     /// Aggregate the questions asked since `since` (unix ms).
     pub fn report(&self, since: i64, top: usize) -> store::Result<Report> {
+        self.report_between(since, i64::MAX, top)
+    }
+
+    /// Aggregate the questions asked in `[from, to)` (unix ms).
+    pub fn report_between(&self, from: i64, to: i64, top: usize) -> store::Result<Report> {
         let mut r = Report::default();
         let mut hot: HashMap<String, usize> = HashMap::new();
         let mut unanswered: HashMap<String, usize> = HashMap::new();
         for item in self.tree.iter() {
             let (_, log) = item?;
-            if log.at < since {
+            if log.at < from || log.at >= to {
                 continue;
             }
             r.questions += 1;

@@ -63,6 +63,8 @@ trees! {
     CLUSTERS_BY_SYSTEM = "clusters_by_system", "incidents::outbreak", "String system" => "Vec<u64> ids of its open clusters, newest first";
     REPORT_BINS = "report_bins", "incidents::outbreak", "(String system, u64 5-minute bin; bin 0: the first bin seen)" => "u64 reports";
     CUTOFFS = "cutoffs", "incidents::outbreak", "String system" => "f32, the system's similarity cut-off";
+    REPORTS_SENT = "reports_sent", "dashboard::weekly", "String period (weekly/2026-W48)" => "i64, when its report was staged";
+    REPORT_AUDIT = "report_audit", "dashboard::export", "u64 id" => "dashboard::export::AuditEntry, exports with whole identifiers";
     CONSOLE_USERS = "console_users", "accounts", "String login" => "accounts::User (argon2id hash, role)";
     CONSOLE_SESSIONS = "console_sessions", "accounts", "String session id" => "accounts::Session (user, CSRF token, expiry)";
 }

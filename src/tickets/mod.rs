@@ -17,6 +17,7 @@
 //! `model.rs`.
 
 mod api;
+pub mod calendar;
 mod model;
 pub mod notify;
 pub mod query;
@@ -44,6 +45,8 @@ pub struct TicketSettings {
     pub utc_offset: chrono::FixedOffset,
     /// Base URL of the console, for links in robot notices.
     pub public_url: String,
+    /// The working calendar, for business-time durations.
+    pub calendar: crate::config::BusinessHours,
 }
 
 /// The longest reply or note accepted.
@@ -151,6 +154,19 @@ impl Tickets {
             .rev()
             .map(|r| r.map(|(_, t)| t))
             .collect()
+    }
+
+    /// The newest tickets, newest first, while `keep` holds (ids grow with time).
+    pub fn newest_while(&self, keep: impl Fn(&Ticket) -> bool) -> store::Result<Vec<Ticket>> {
+        let mut out = Vec::new();
+        for item in self.tickets.iter().rev() {
+            let (_, t) = item?;
+            if !keep(&t) {
+                break;
+            }
+            out.push(t);
+        }
+        Ok(out)
     }
 
     /// Tickets with status `s`, newest first.
@@ -272,6 +288,18 @@ impl Tickets {
             &origin,
         )?;
         Ok(())
+    }
+
+    fn business_ms(&self, from: i64, to: i64) -> i64 {
+        calendar::business_ms(&self.settings.calendar, self.settings.utc_offset, from, to)
+    }
+
+    /// The first handler response: when, and how long after filing (calendar and
+    /// business time, measured now so a later calendar change keeps history).
+    fn first_response(&self, t: &mut Ticket, now: i64) {
+        t.first_response_at = Some(now);
+        t.first_response_ms = Some(now - t.created_at);
+        t.first_response_business_ms = Some(self.business_ms(t.created_at, now));
     }
 
     // --- writes inside a caller's transaction ----------------------------------------------
@@ -398,17 +426,23 @@ impl Tickets {
         }
         t.status = to;
         t.updated_at = now;
+        if from == Status::Resolved && to != Status::Closed {
+            // A reopen: leaving 已解决 for more work.
+            t.reopens += 1;
+        }
         match to {
             Status::Resolved => {
                 t.resolved_at = Some(now);
                 t.rating = None;
+                t.resolution_ms = Some(now - t.created_at);
+                t.resolution_business_ms = Some(self.business_ms(t.created_at, now));
             }
             Status::Closed => t.closed_at = Some(now),
             Status::InProgress if from == Status::Resolved => t.resolved_at = None,
             _ => {}
         }
         if matches!(actor, Actor::Handler(_)) && t.first_response_at.is_none() {
-            t.first_response_at = Some(now);
+            self.first_response(&mut t, now);
         }
         if notify_agent && matches!(actor, Actor::Handler(_)) {
             t.handler_contact_at = Some(now);
@@ -469,7 +503,9 @@ impl Tickets {
             t = self.transition_in::<E>(tx, id, &actor, Status::InProgress, "", now, false)?;
         }
         t.updated_at = now;
-        t.first_response_at.get_or_insert(now);
+        if t.first_response_at.is_none() {
+            self.first_response(&mut t, now);
+        }
         t.handler_contact_at = Some(now);
         t.human_requested_at = None;
         self.put_in(tx, Some(t.status), &t)?;

@@ -98,6 +98,19 @@ pub struct Ticket {
     /// The incident this ticket is part of (`INC20261130-003`), while linked.
     #[serde(default)]
     pub incident: Option<String>,
+    /// Filed → first handler response, calendar and business time (ms), stored then.
+    #[serde(default)]
+    pub first_response_ms: Option<i64>,
+    #[serde(default)]
+    pub first_response_business_ms: Option<i64>,
+    /// Filed → (last) 已解决, calendar and business time (ms), stored then.
+    #[serde(default)]
+    pub resolution_ms: Option<i64>,
+    #[serde(default)]
+    pub resolution_business_ms: Option<i64>,
+    /// Times it left 已解决 for more work.
+    #[serde(default)]
+    pub reopens: u32,
 }
 
 impl Record for Ticket {}
@@ -151,6 +164,11 @@ impl Ticket {
             agent_follow_up_at: None,
             human_requested_at: None,
             incident: None,
+            first_response_ms: None,
+            first_response_business_ms: None,
+            resolution_ms: None,
+            resolution_business_ms: None,
+            reopens: 0,
         }
     }
 

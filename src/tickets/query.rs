@@ -31,6 +31,15 @@ pub struct Filters {
     pub page: usize,
     /// Tickets a page (0: the default of whoever pages).
     pub per_page: usize,
+    /// A period of local dates `YYYY-MM-DD`, both inclusive (reports' drill-down): the
+    /// tickets filed in it, or with `by=resolved` those resolved in it.
+    pub from: String,
+    pub to: String,
+    pub by: String,
+    /// The desk's UTC offset in seconds, for the period (set by the handler, never read
+    /// from the query).
+    #[serde(skip)]
+    pub utc_offset_secs: i32,
 }
 
 /// One page of a selection.
@@ -93,12 +102,44 @@ impl Filters {
             || t.description.to_lowercase().contains(&q)
     }
 
+    /// The local date of `ms` at the desk.
+    fn local_date(&self, ms: i64) -> String {
+        let offset = chrono::FixedOffset::east_opt(self.utc_offset_secs)
+            .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("UTC"));
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .with_timezone(&offset)
+            .format("%Y-%m-%d")
+            .to_string()
+    }
+
+    fn period_ok(&self, t: &Ticket) -> bool {
+        if self.from.is_empty() && self.to.is_empty() {
+            return true;
+        }
+        let at = if self.by == "resolved" {
+            match t.resolved_at {
+                Some(at) => at,
+                None => return false,
+            }
+        } else {
+            t.created_at
+        };
+        let day = self.local_date(at);
+        (self.from.is_empty() || day.as_str() >= self.from.as_str())
+            && (self.to.is_empty() || day.as_str() <= self.to.as_str())
+    }
+
     /// Whether `t` passes the filters, for the viewer `me`.
     pub fn accepts(&self, t: &Ticket, me: &str) -> bool {
         self.status_ok(t)
             && (self.system.is_empty() || t.system == self.system)
-            && (self.category.is_empty()
-                || t.category.map(Category::key) == Some(self.category.as_str()))
+            && match self.category.as_str() {
+                "" => true,
+                "none" => t.category.is_none(),
+                key => t.category.map(Category::key) == Some(key),
+            }
+            && self.period_ok(t)
             && match self.assignee.as_str() {
                 "" => true,
                 "-" => t.assignee.is_none(),
@@ -140,7 +181,9 @@ impl Filters {
         let full = serde_urlencoded::to_string(&f).unwrap_or_default();
         // Only what differs from the defaults: short links.
         full.split('&')
-            .filter(|kv| !kv.ends_with('=') && *kv != "mine=false" && *kv != "per_page=0")
+            .filter(|kv| {
+                !kv.ends_with('=') && *kv != "mine=false" && *kv != "per_page=0" && *kv != "page=0"
+            })
             .collect::<Vec<_>>()
             .join("&")
     }

@@ -43,7 +43,8 @@ pub async fn tickets(
     ApiUser(c): ApiUser,
     Query(filters): Query<Filters>,
 ) -> Result<Json<Value>, ApiError> {
-    let filters = filters.normalized();
+    let mut filters = filters.normalized();
+    filters.utc_offset_secs = state.cfg.utc_offset().local_minus_utc();
     let now = crate::util::unix_millis();
     let (st, f) = (state.clone(), filters.clone());
     let selected = ops::blocking(move || {

@@ -297,7 +297,8 @@ pub async fn queue(
     Query(filters): Query<Filters>,
     Query(fq): Query<FlashQuery>,
 ) -> Result<Html<String>, ConsoleError> {
-    let filters = filters.normalized();
+    let mut filters = filters.normalized();
+    filters.utc_offset_secs = state.cfg.utc_offset().local_minus_utc();
     let d = queue_data(&state, &c, &filters).await?;
     let logins = ops::logins(&state)?;
     let script_systems = state.scripts.current().systems();
@@ -319,7 +320,8 @@ pub async fn queue_rows(
     PageUser(c): PageUser,
     Query(filters): Query<Filters>,
 ) -> Result<Html<String>, ConsoleError> {
-    let filters = filters.normalized();
+    let mut filters = filters.normalized();
+    filters.utc_offset_secs = state.cfg.utc_offset().local_minus_utc();
     let d = queue_data(&state, &c, &filters).await?;
     let mut rows = views::queue_rows(&d.counts, &d.page, &filters, &d.clock);
     only_active_incidents(&mut rows.rows, &d.active_incidents);
