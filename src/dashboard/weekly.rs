@@ -126,16 +126,18 @@ pub fn markdown(period: &Period, cur: &Summary, prev: &Summary, link: &str) -> S
 }
 
 impl Weekly {
+    /// `cron` is `reports.weekly_cron` (validated with the configuration).
     pub fn open(
         store: &Store,
         dashboard: Dashboard,
         outbox: Outbox,
         cron: &str,
         public_url: String,
-    ) -> crate::Result<Weekly> {
-        let cron = croner::Cron::from_str(cron).map_err(|e| {
-            crate::config::ConfigError::invalid("reports.weekly_cron", e.to_string())
-        })?;
+    ) -> store::Result<Weekly> {
+        let cron = croner::Cron::from_str(cron).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reports.weekly_cron does not parse; Monday 09:00 instead");
+            croner::Cron::from_str("0 9 * * MON").expect("the default schedule parses")
+        });
         Ok(Weekly {
             dashboard,
             cron,
