@@ -16,6 +16,9 @@ use crate::conversation::media::Fetcher;
 use crate::conversation::names::NameLookups;
 use crate::conversation::session::Sessions;
 use crate::conversation::{Engine, EngineSettings, Worker};
+use crate::dashboard::Dashboard;
+use crate::dashboard::export::Audit;
+use crate::dashboard::weekly::Weekly;
 use crate::http::{self, AppState};
 use crate::inbox::Inbox;
 use crate::incidents::{IncidentSettings, Incidents};
@@ -37,6 +40,9 @@ pub struct Services {
     pub outbox: Outbox,
     pub tickets: Tickets,
     pub incidents: Incidents,
+    pub dashboard: Dashboard,
+    pub weekly: Arc<Weekly>,
+    pub audit: Audit,
     pub scripts: Arc<Scripts>,
     pub kb: Arc<Kb>,
     pub faq_log: FaqLog,
@@ -55,6 +61,8 @@ impl Services {
         api_base: String,
         public_url: String,
     ) -> crate::Result<Services> {
+        // The metrics recorder, before anything records.
+        crate::telemetry::prometheus();
         let scripts = Arc::new(Scripts::load(&cfg.paths.scripts_dir)?);
         let store = Store::open(&cfg.storage.data_dir, cfg.storage.cache_capacity_bytes)?;
         let inbox = Inbox::open(&store)?;
@@ -79,6 +87,22 @@ impl Services {
                 public_url,
             },
         )?;
+        let faq_log = FaqLog::open(&store)?;
+        let dashboard = Dashboard {
+            tickets: tickets.clone(),
+            incidents: incidents.clone(),
+            faq_log: faq_log.clone(),
+            sla: cfg.sla.clone(),
+            utc_offset: cfg.utc_offset(),
+        };
+        let weekly = Arc::new(Weekly::open(
+            &store,
+            dashboard.clone(),
+            outbox.clone(),
+            &cfg.reports.weekly_cron,
+            incidents.settings().public_url.clone(),
+        )?);
+        let audit = Audit::open(&store)?;
         let sessions = Sessions::open(&store)?;
         let client = Arc::new(Client::new(ClientConfig {
             api_base,
@@ -98,7 +122,6 @@ impl Services {
             .aes_key(),
         };
         let kb = Arc::new(Kb::load(&cfg.paths.kb_dir)?);
-        let faq_log = FaqLog::open(&store)?;
         let accounts = Arc::new(Accounts::open(
             &store,
             cfg.console.session_ttl,
@@ -127,6 +150,9 @@ impl Services {
             outbox,
             tickets,
             incidents,
+            dashboard,
+            weekly,
+            audit,
             scripts,
             kb,
             faq_log,
@@ -230,6 +256,9 @@ pub async fn serve_with(
         storage: services.storage.clone(),
         tickets: services.tickets.clone(),
         incidents: services.incidents.clone(),
+        dashboard: services.dashboard.clone(),
+        weekly: services.weekly.clone(),
+        audit: services.audit.clone(),
         accounts: services.accounts.clone(),
         kb: services.kb.clone(),
         scripts: services.scripts.clone(),
@@ -325,6 +354,14 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<(&'static str, JoinHa
         }
         Ok(())
     });
+    // The weekly report: sent once per week at its slot, or at the first check after it.
+    let weekly = s.weekly.clone();
+    let weekly_report = periodic("weekly-report", Duration::from_secs(30), move || {
+        if let Some(week) = weekly.send_due(crate::util::unix_millis())? {
+            tracing::info!(week, "weekly report sent to the handler group");
+        }
+        Ok(())
+    });
     // Rebuild off the async threads, swap when done (console edits rebuild too, under the
     // same lock).
     let kb_reloader = periodic("kb-reloader", Duration::from_secs(2), move || {
@@ -376,6 +413,7 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<(&'static str, JoinHa
         start(dedupe, shutdown),
         start(sla_watch, shutdown),
         start(incident_watch, shutdown),
+        start(weekly_report, shutdown),
         start(kb_reloader, shutdown),
         start(script_reloader, shutdown),
         start(storage_watch, shutdown),

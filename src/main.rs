@@ -63,10 +63,25 @@ enum Command {
     /// Restore a snapshot into storage.data_dir: with the gateway stopped, into a data
     /// directory that holds no database.
     Restore { from: PathBuf },
+    /// Reports (the gateway must be stopped; the console's 报表 page shows the same).
+    Report {
+        #[command(subcommand)]
+        action: ReportAction,
+    },
     /// Console accounts (the gateway must be stopped; admins add accounts in the console).
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportAction {
+    /// Print the weekly report (as the handler group gets it) and the figures as JSON.
+    Weekly {
+        /// The ISO week, e.g. 2026-W48 (default: last week).
+        #[arg(long)]
+        week: Option<String>,
     },
 }
 
@@ -188,6 +203,9 @@ fn main() -> anyhow::Result<()> {
         } => kb_report(&cfg, days),
         Command::Kb { action } => kb_cmd(&action),
         Command::User { action } => user_cmd(&cfg, action),
+        Command::Report {
+            action: ReportAction::Weekly { week },
+        } => report_weekly(&cfg, week.as_deref()),
         Command::Backup { path, to } => backup_cmd(&cfg, path.or(to), &runtime),
         Command::Restore { from } => {
             let report = store::Store::restore(
@@ -515,6 +533,53 @@ fn open_store(cfg: &Config) -> anyhow::Result<store::Store> {
         &cfg.storage.data_dir,
         cfg.storage.cache_capacity_bytes,
     )?)
+}
+
+fn report_weekly(cfg: &Config, week: Option<&str>) -> anyhow::Result<()> {
+    use wecom_helpdesk::dashboard::{Dashboard, Period, weekly};
+    let store = open_store(cfg)?;
+    let outbox = outbox::Outbox::open(&store)?;
+    let public_url = cfg.public_url(cfg.server.listen);
+    let tickets = wecom_helpdesk::tickets::Tickets::open(
+        &store,
+        outbox.clone(),
+        wecom_helpdesk::tickets::TicketSettings {
+            prefix: cfg.tickets.number_prefix.clone(),
+            utc_offset: cfg.utc_offset(),
+            public_url: public_url.clone(),
+            calendar: cfg.business_hours.clone(),
+        },
+    )?;
+    let incidents = wecom_helpdesk::incidents::Incidents::open(
+        &store,
+        tickets.clone(),
+        outbox,
+        wecom_helpdesk::incidents::IncidentSettings {
+            rules: cfg.incidents.clone(),
+            utc_offset: cfg.utc_offset(),
+            public_url: public_url.clone(),
+        },
+    )?;
+    let dashboard = Dashboard {
+        tickets,
+        incidents,
+        faq_log: wecom_helpdesk::kb::log::FaqLog::open(&store)?,
+        sla: cfg.sla.clone(),
+        utc_offset: cfg.utc_offset(),
+    };
+    let period = match week {
+        Some(w) => Period::iso_week(w, cfg.utc_offset())?,
+        None => Period::last_week(wecom_helpdesk::util::unix_millis(), cfg.utc_offset()),
+    };
+    let (cur, prev) = dashboard.summary_with_previous(&period)?;
+    let link = format!(
+        "{public_url}/console/reports?from={}&to={}",
+        period.from, period.to
+    );
+    println!("{}", weekly::markdown(&period, &cur, &prev, &link));
+    println!();
+    println!("{}", serde_json::to_string_pretty(&cur)?);
+    Ok(())
 }
 
 fn outbox_cmd(cfg: &Config, action: OutboxAction) -> anyhow::Result<()> {

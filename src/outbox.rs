@@ -528,6 +528,7 @@ impl Deliverer {
                         response_code,
                     };
                     self.outbox.finish(&job, Ok(done))?;
+                    metrics::counter!("helpdesk_deliveries_total", "result" => "sent").increment(1);
                     tracing::debug!(job = job.id, lane, kind = job.msg.kind(), "delivered");
                     lanes.delivered(lane, job.msg, sent_at);
                 }
@@ -541,9 +542,13 @@ impl Deliverer {
                         let delay = self.backoff(job.attempts);
                         job.state = JobState::Pending;
                         job.not_before = crate::util::unix_millis() + delay.as_millis() as i64;
+                        metrics::counter!("helpdesk_deliveries_total", "result" => "retry")
+                            .increment(1);
                         tracing::warn!(job = job.id, lane, attempts = job.attempts, error = %e, delay_ms = delay.as_millis() as u64, "delivery failed; will retry");
                         self.outbox.jobs.insert(&(lane, job.id), &job)?;
                     } else {
+                        metrics::counter!("helpdesk_deliveries_total", "result" => "dead")
+                            .increment(1);
                         tracing::error!(job = job.id, lane, attempts = job.attempts, error = %e, "delivery failed; dead-lettered");
                         self.outbox.finish(&job, Err(()))?;
                     }

@@ -41,6 +41,12 @@ impl Turn<'_, '_> {
     pub(super) fn answer_question(&mut self, question: &str) -> Step {
         let prep = self.prep;
         let decision = kb::decide(&prep.hits, &self.engine.settings.faq);
+        let decided = match &decision {
+            Decision::Answer(_) => "answer",
+            Decision::Suggest(_) => "suggest",
+            Decision::NoMatch => "no_match",
+        };
+        metrics::counter!("helpdesk_faq_decisions_total", "decision" => decided).increment(1);
         // During an incident a question about it is answered by the incident: it is a
         // known issue, and the member hears its progress. (An unanswered question is also
         // counted and clustered: it may be the start of one.)

@@ -334,3 +334,167 @@ fn the_weekly_markdown_has_the_figures_and_trends() {
     assert!(md.contains("↑400%"), "{md}");
     assert!(md.contains("[查看报表](http://desk/console/reports)"));
 }
+
+/// A desk on a store in `dir` with the weekly schedule (Monday 09:00 local).
+fn weekly_on(
+    dir: &std::path::Path,
+) -> (crate::store::Store, crate::outbox::Outbox, weekly::Weekly) {
+    let store = crate::store::Store::open(dir, 8 << 20).expect("store");
+    let outbox = crate::outbox::Outbox::open(&store).expect("outbox");
+    let tickets = Tickets::open(
+        &store,
+        outbox.clone(),
+        crate::tickets::TicketSettings {
+            prefix: "IT".into(),
+            utc_offset: cst(),
+            public_url: "http://desk".into(),
+            calendar: calendar(),
+        },
+    )
+    .expect("tickets");
+    let incidents = Incidents::open(
+        &store,
+        tickets.clone(),
+        outbox.clone(),
+        crate::incidents::IncidentSettings {
+            rules: crate::config::IncidentsConfig {
+                number_prefix: "INC".into(),
+                resolve_with_alerts: true,
+                auto_resolve_after: Duration::from_secs(3600),
+                major_after: Duration::from_secs(3600),
+                major_reporters: 10,
+                outbreak_window: Duration::from_secs(1800),
+                outbreak_min_reporters: 3,
+                similarity_cutoff: 0.3,
+                resolve_tickets: true,
+                system_keywords: Vec::new(),
+            },
+            utc_offset: cst(),
+            public_url: "http://desk".into(),
+        },
+    )
+    .expect("incidents");
+    let dashboard = Dashboard {
+        tickets,
+        incidents,
+        faq_log: FaqLog::open(&store).expect("faq log"),
+        sla: sla(),
+        utc_offset: cst(),
+    };
+    let w = weekly::Weekly::open(
+        &store,
+        dashboard,
+        outbox.clone(),
+        "0 9 * * MON",
+        "http://desk".into(),
+    )
+    .expect("weekly");
+    (store, outbox, w)
+}
+
+fn robot_reports(outbox: &crate::outbox::Outbox) -> Vec<String> {
+    let mut jobs = outbox.pending().expect("outbox");
+    jobs.sort_by_key(|j| j.id);
+    jobs.into_iter()
+        .filter(|j| j.origin.starts_with("weekly/"))
+        .map(|j| j.origin)
+        .collect()
+}
+
+#[test]
+fn the_weekly_report_goes_once_a_week_across_restarts_and_missed_slots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (_, outbox, w) = weekly_on(dir.path());
+        // A new desk, Monday 11-30 08:00: the slot of 11-23 was before its time — nothing.
+        assert_eq!(w.send_due(at(11, 30, 8, 0)).expect("due"), None);
+        assert_eq!(w.send_due(at(11, 30, 8, 30)).expect("due"), None);
+        // The slot: W48's report, once.
+        assert_eq!(
+            w.send_due(at(11, 30, 9, 0)).expect("due"),
+            Some("2026-W48".into())
+        );
+        assert_eq!(w.send_due(at(11, 30, 9, 0)).expect("due"), None);
+        assert_eq!(w.send_due(at(12, 2, 15, 0)).expect("due"), None);
+        assert_eq!(robot_reports(&outbox), ["weekly/2026-W48"]);
+    }
+    {
+        // Restarted the same week: nothing again.
+        let (_, outbox, w) = weekly_on(dir.path());
+        assert_eq!(w.send_due(at(12, 3, 10, 0)).expect("due"), None);
+        assert_eq!(robot_reports(&outbox).len(), 1);
+    }
+    {
+        // Down over Monday 12-07 09:00, back at 15:00: the missed report goes now, once.
+        let (_, outbox, w) = weekly_on(dir.path());
+        assert_eq!(
+            w.send_due(at(12, 7, 15, 0)).expect("due"),
+            Some("2026-W49".into())
+        );
+        assert_eq!(w.send_due(at(12, 7, 15, 1)).expect("due"), None);
+        assert_eq!(
+            robot_reports(&outbox),
+            ["weekly/2026-W48", "weekly/2026-W49"]
+        );
+        // An admin's "send now" is extra and does not count as the scheduled one.
+        w.send_now(at(12, 8, 10, 0)).expect("send now");
+        assert_eq!(robot_reports(&outbox).len(), 2);
+        assert_eq!(outbox.pending().expect("outbox").len(), 3);
+    }
+}
+
+#[test]
+fn a_reopen_counts_only_when_leaving_resolved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _, w) = weekly_on(dir.path());
+    let tickets = &w.dashboard.tickets;
+    let new = NewTicket {
+        reporter: "zhangsan".into(),
+        reporter_name: String::new(),
+        channel: Channel::App,
+        chat_type: ChatType::Single,
+        chat_id: "zhangsan".into(),
+        customer_id: CustomerId {
+            kind: IdKind::CustomerNo,
+            value: "12345678".into(),
+        },
+        system: "交易".into(),
+        description: "d".into(),
+        screenshots: Vec::new(),
+    };
+    let t = store
+        .transaction(&tickets.trees(), |tx| {
+            tickets.create_in::<std::convert::Infallible>(tx, &new, crate::util::unix_millis())
+        })
+        .expect("file");
+    tickets
+        .set_category(&t.number, "h", Category::Program)
+        .expect("category");
+    tickets
+        .change_status(&t.number, "h", Status::InProgress, "")
+        .expect("start");
+    tickets
+        .change_status(&t.number, "h", Status::NeedInfo, "")
+        .expect("ask");
+    tickets
+        .change_status(&t.number, "h", Status::InProgress, "")
+        .expect("back");
+    tickets
+        .change_status(&t.number, "h", Status::Resolved, "")
+        .expect("resolve");
+    tickets
+        .change_status(&t.number, "h", Status::InProgress, "未解决")
+        .expect("reopen");
+    tickets
+        .change_status(&t.number, "h", Status::Resolved, "")
+        .expect("resolve again");
+    tickets
+        .change_status(&t.number, "h", Status::Closed, "")
+        .expect("close");
+    let t = tickets.by_number(&t.number).expect("read").expect("there");
+    assert_eq!(
+        t.reopens, 1,
+        "待补充 → 处理中 and 已解决 → 已关闭 are not reopens"
+    );
+    assert!(t.first_response_ms.is_some() && t.resolution_business_ms.is_some());
+}

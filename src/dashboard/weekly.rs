@@ -172,9 +172,18 @@ impl Weekly {
     }
 
     /// Send the report due at `now`, if its week's report has not been sent: the week
-    /// before the latest slot. Returns the week sent.
+    /// before the latest slot. Returns the week sent. Slots before the desk's first check
+    /// (a new install) are not caught up.
     pub fn send_due(&self, now: i64) -> store::Result<Option<String>> {
-        let Some(slot) = self.last_slot(now) else {
+        let since_key = "weekly/since".to_owned();
+        let since = match self.sent.get(&since_key)? {
+            Some(since) => since,
+            None => {
+                self.sent.insert(&since_key, &now)?;
+                now
+            }
+        };
+        let Some(slot) = self.last_slot(now).filter(|slot| *slot >= since) else {
             return Ok(None);
         };
         let period = Period::last_week(slot, self.dashboard.utc_offset);

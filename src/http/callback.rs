@@ -227,9 +227,11 @@ async fn accept(
         );
     match state.inbox.accept(inbound).await {
         Ok(Accepted::New(seq)) => {
+            metrics::counter!("helpdesk_callbacks_total", "result" => "accepted").increment(1);
             tracing::debug!(channel = channel.as_str(), %msg_id, kind, seq, "callback stored");
         }
         Ok(Accepted::Duplicate) => {
+            metrics::counter!("helpdesk_callbacks_total", "result" => "duplicate").increment(1);
             tracing::info!(channel = channel.as_str(), %msg_id, "retried callback acknowledged again");
         }
         Err(e) => return Err(CallbackError::Unavailable(e)),

@@ -446,6 +446,7 @@ pub async fn log_errors(req: Request, next: Next) -> Response {
             tracing::error!(code = f.code, status, error = %cause, "request failed")
         }
         (None, true) => {
+            metrics::counter!("helpdesk_callbacks_total", "result" => f.code).increment(1);
             let reason = f.detail.as_deref().unwrap_or_default();
             tracing::warn!(code = f.code, status, reason, "callback refused");
         }

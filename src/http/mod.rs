@@ -47,6 +47,9 @@ pub struct AppState {
     pub storage: Arc<crate::store::Health>,
     pub tickets: Tickets,
     pub incidents: crate::incidents::Incidents,
+    pub dashboard: crate::dashboard::Dashboard,
+    pub weekly: Arc<crate::dashboard::weekly::Weekly>,
+    pub audit: crate::dashboard::export::Audit,
     pub accounts: Arc<Accounts>,
     pub kb: Arc<Kb>,
     pub scripts: Arc<crate::script::Scripts>,
@@ -101,8 +104,25 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(HeaderName::from_static(
                     error::REQUEST_ID,
                 )))
-                .layer(axum::middleware::from_fn(error::log_errors)),
+                .layer(axum::middleware::from_fn(error::log_errors))
+                .layer(axum::middleware::from_fn(timed)),
         )
+}
+
+/// Request latency by matched route (`helpdesk_http_request_duration_seconds`).
+async fn timed(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "-".to_owned(), |p| p.as_str().to_owned());
+    let began = std::time::Instant::now();
+    let res = next.run(req).await;
+    metrics::histogram!("helpdesk_http_request_duration_seconds", "route" => route)
+        .record(began.elapsed().as_secs_f64());
+    res
 }
 
 /// Request ids: a random prefix per process and a counter, `3f9c2a71-1a2b`. Unique enough to

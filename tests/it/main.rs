@@ -17,5 +17,6 @@ mod gateway;
 mod incidents;
 mod intake;
 mod outbreak;
+mod reports;
 mod snapshots;
 mod storage;

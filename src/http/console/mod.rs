@@ -15,6 +15,7 @@ pub mod incidents;
 
 pub mod ops;
 pub mod pages;
+pub mod reports;
 pub mod views;
 
 use std::time::Duration;
@@ -94,6 +95,13 @@ pub fn router() -> Router<AppState> {
             "/api/v1/incidents/{number}/{action}",
             post(incidents::api_act),
         )
+        .route("/console/board", get(reports::board))
+        .route("/console/board/live", get(reports::board_live))
+        .route("/console/reports", get(reports::reports))
+        .route("/console/reports/send", post(reports::send_weekly))
+        .route("/api/v1/reports/summary", get(reports::api_summary))
+        .route("/api/v1/reports/tickets.csv", get(reports::api_csv))
+        .route("/metrics", get(reports::metrics))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/tickets", get(api::tickets))
         .route("/api/v1/tickets/{number}", get(api::ticket))

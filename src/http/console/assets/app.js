@@ -73,6 +73,20 @@
   }
   if (incidents) setInterval(() => refresh("/console/incidents/rows", $("#incidents-live")), 60000);
 
+  // The board refreshes on every ticket or incident change, and every minute.
+  const boardEl = $("[data-live-board]");
+  if (boardEl && window.EventSource) {
+    const es = new EventSource("/console/events");
+    let pending = null;
+    const later = () => {
+      clearTimeout(pending);
+      pending = setTimeout(() => refresh("/console/board/live", $("#board-live")), 150);
+    };
+    es.addEventListener("ticket", later);
+    es.addEventListener("incident", later);
+  }
+  if (boardEl) setInterval(() => refresh("/console/board/live", $("#board-live")), 60000);
+
   // SLA countdowns and ages move with time, not only with events: refresh them every minute.
   if (queue) setInterval(() => refresh("/console/queue/rows" + location.search, $("#queue-live")), 60000);
   if (ticket) setInterval(() => refresh("/console/tickets/" + encodeURIComponent(ticket.dataset.number) + "/live", $("#ticket-live")), 60000);
