@@ -10,6 +10,8 @@
 //    on the incidents page without a reload; the handler links the ticket and posts an
 //    update, which reaches the agent's chat; the queue tags the ticket; resolving the alert
 //    in the panel resolves the incident on its open page.
+// 4. Reports: the board shows today's figures; the reports page draws its charts (non-empty
+//    SVG) and a drill-down link opens the queue with the same filters.
 
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -235,6 +237,19 @@ try {
   await page.goto(base + "/console/tickets/" + number);
   check(await page.isVisible(`#ticket-incident >> text=${incident}`), "the ticket page names its incident");
   check(pageErrors.length === 0, "no script errors on the incident pages: " + pageErrors.join(" | "));
+
+  // --- 4. Board and reports -----------------------------------------------------------------
+  await page.goto(base + "/console/board");
+  const filedToday = Number(await page.textContent("#tile-filed-today"));
+  check(filedToday >= 1, "the board shows today's filed tickets: " + filedToday);
+  await page.goto(base + "/console/reports");
+  const charts = await page.$$eval(".chart svg", (svgs) => svgs.map((s) => s.querySelectorAll("rect").length));
+  check(charts.length === 5 && charts.every((n) => n > 0), "the reports page draws five non-empty charts: " + charts.join(","));
+  await shot(page, "reports");
+  await page.click("#by-category a >> text=程序类");
+  await page.waitForURL(/\/console\/\?status=all&from=.*category=program/);
+  check(await page.isVisible(`#queue-body tr[data-number="${number}"]`), "the 程序类 drill-down opens the queue with the ticket");
+  check(pageErrors.length === 0, "no script errors on the board and reports pages: " + pageErrors.join(" | "));
 
   // Phone width: the queue stays usable.
   await page.setViewportSize({ width: 390, height: 800 });
