@@ -19,6 +19,7 @@ use crate::conversation::{Engine, EngineSettings, Worker};
 use crate::dashboard::Dashboard;
 use crate::dashboard::export::Audit;
 use crate::dashboard::weekly::Weekly;
+use crate::editor::Editor;
 use crate::http::{self, AppState};
 use crate::inbox::Inbox;
 use crate::incidents::{IncidentSettings, Incidents};
@@ -43,6 +44,7 @@ pub struct Services {
     pub dashboard: Dashboard,
     pub weekly: Arc<Weekly>,
     pub audit: Audit,
+    pub editor: Editor,
     pub scripts: Arc<Scripts>,
     pub kb: Arc<Kb>,
     pub faq_log: FaqLog,
@@ -127,6 +129,13 @@ impl Services {
             cfg.console.session_ttl,
             cfg.console.login_attempts_per_minute,
         )?);
+        let editor = Editor::open(
+            &store,
+            kb.clone(),
+            scripts.clone(),
+            &cfg.paths.kb_dir,
+            &cfg.paths.scripts_dir,
+        )?;
         let names = NameLookups::new(tickets.clone(), client.clone());
         let engine = Arc::new(Engine {
             store: store.clone(),
@@ -153,6 +162,7 @@ impl Services {
             dashboard,
             weekly,
             audit,
+            editor,
             scripts,
             kb,
             faq_log,
@@ -259,6 +269,7 @@ pub async fn serve_with(
         dashboard: services.dashboard.clone(),
         weekly: services.weekly.clone(),
         audit: services.audit.clone(),
+        editor: services.editor.clone(),
         accounts: services.accounts.clone(),
         kb: services.kb.clone(),
         scripts: services.scripts.clone(),

@@ -27,6 +27,7 @@
 //! | [`conversation`] | sessions, screenshots, the worker that routes each message |
 //! | [`accounts`] | console users (argon2) and sessions |
 //! | [`dashboard`] | read-only aggregates: the board, reports, exports, the weekly push |
+//! | [`editor`] | the admins' FAQ and script editors: checked, atomic, versioned saves |
 //! | [`error`] | the crate error, aggregating the modules' own |
 //! | [`http`] | router, verified-callback and session extractors, error mapping, console and API, health |
 //! | [`sim`] | the WeCom simulator: fake server API and browser chat page |
@@ -37,6 +38,7 @@ pub mod app;
 pub mod config;
 pub mod conversation;
 pub mod dashboard;
+pub mod editor;
 pub mod error;
 pub mod http;
 pub mod ident;

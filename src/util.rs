@@ -85,7 +85,10 @@ pub fn files_under(dir: &Path) -> std::io::Result<Vec<FileStamp>> {
             let entry = entry?;
             let meta = entry.metadata()?;
             if meta.is_dir() {
-                walk(&entry.path(), out)?;
+                // Hidden folders (the editor's `.trash`) are not content.
+                if !entry.file_name().to_string_lossy().starts_with('.') {
+                    walk(&entry.path(), out)?;
+                }
             } else {
                 out.push((entry.path(), meta.modified().ok(), meta.len()));
             }

@@ -567,6 +567,13 @@ impl Turn<'_, '_> {
             self.say("流程已更新，请发送“提单”重新开始。");
             return Ok(());
         };
+        // An admin changed the steps since this dialog began: its answers no longer fit.
+        if !dialog.shape.is_empty() && dialog.shape != flow.shape {
+            self.say(
+                "抱歉，提单步骤刚刚更新了，请发送“提单”重新开始（之前填写的内容需要重新填写）。",
+            );
+            return Ok(());
+        }
         let input = Input { text, images };
         let outcome = eval::advance(flow, &mut dialog, &input, self.ctx(), &self.scripts.global);
         self.replies.extend(outcome.replies);

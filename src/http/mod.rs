@@ -50,6 +50,7 @@ pub struct AppState {
     pub dashboard: crate::dashboard::Dashboard,
     pub weekly: Arc<crate::dashboard::weekly::Weekly>,
     pub audit: crate::dashboard::export::Audit,
+    pub editor: crate::editor::Editor,
     pub accounts: Arc<Accounts>,
     pub kb: Arc<Kb>,
     pub scripts: Arc<crate::script::Scripts>,

@@ -126,6 +126,19 @@ impl FaqLog {
         Ok(())
     }
 
+    /// The questions asked since `since` (unix ms), newest first.
+    pub fn since(&self, since: i64) -> store::Result<Vec<(u64, QueryLog)>> {
+        let mut out = Vec::new();
+        for item in self.tree.iter().rev() {
+            let (id, log) = item?;
+            if log.at < since {
+                break;
+            }
+            out.push((id, log));
+        }
+        Ok(out)
+    }
+
     /// Aggregate the questions asked since `since` (unix ms).
     pub fn report(&self, since: i64, top: usize) -> store::Result<Report> {
         self.report_between(since, i64::MAX, top)

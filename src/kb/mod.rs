@@ -185,6 +185,16 @@ impl Kb {
         Ok(report)
     }
 
+    /// Rebuild and swap now (the console's editor, after it wrote a file).
+    pub fn reload_now(&self) -> Result<Reload, Error> {
+        let report = self.rebuild()?;
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .fingerprint = fingerprint(&self.dir);
+        Ok(report)
+    }
+
     /// Rebuild and swap when a file under `kb/` changed. `Ok(None)`: nothing changed.
     pub fn reload_if_changed(&self) -> Result<Option<Reload>, Error> {
         let now = fingerprint(&self.dir);

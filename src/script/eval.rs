@@ -60,6 +60,9 @@ pub struct Dialog {
     /// At the confirm step, after "修改": waiting for which item to change.
     #[serde(default)]
     pub choosing_edit: bool,
+    /// The flow's shape when the dialog started ([`crate::script::Flow::shape`]).
+    #[serde(default)]
+    pub shape: String,
 }
 
 /// One message from the member: text and/or images (already stored, as hashes).
@@ -218,6 +221,7 @@ pub fn start(flow: &Flow, prefill: Answers, ctx: Ctx<'_>) -> (Dialog, Vec<String
         answers,
         editing: false,
         choosing_edit: false,
+        shape: flow.shape.clone(),
     };
     replies.push(prompt(flow, &dialog, ctx));
     (dialog, replies)

@@ -158,6 +158,20 @@ pub struct Flow {
     pub intro: String,
     pub steps: Vec<Step>,
     pub path: String,
+    /// The shape of its steps (ids, kinds, fields): a dialog started on another shape is
+    /// not continued (prompt texts may change under a running dialog).
+    pub shape: String,
+}
+
+/// The shape of `steps` (see [`Flow::shape`]).
+pub fn shape_of(steps: &[Step]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for s in steps {
+        h.update(s.id.as_bytes());
+        h.update(format!("|{:?}|{:?};", s.kind, s.field).as_bytes());
+    }
+    crate::util::hex_lower(&h.finalize()[..8])
 }
 
 /// Words and texts that apply everywhere.
@@ -400,6 +414,15 @@ impl Scripts {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Reload now (the console's editor, after it wrote a validated file).
+    pub fn reload_now(&self) -> Result<(), Errors> {
+        let now = toml_files(&self.dir).unwrap_or_default();
+        let set = load_dir(&self.dir)?;
+        *self.fingerprint.write().unwrap_or_else(|p| p.into_inner()) = now;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        Ok(())
     }
 
     /// Reload when a file changed. `Ok(true)`: swapped; `Ok(false)`: unchanged;

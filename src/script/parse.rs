@@ -161,6 +161,7 @@ fn build_flow(cx: &mut FileCtx<'_>, f: RawFlow, raw_steps: Vec<RawStep>) -> Flow
         name: f.name,
         triggers: f.triggers.into_inner(),
         intro: f.intro,
+        shape: super::shape_of(&steps),
         steps,
         path: cx.path.clone(),
     }

@@ -65,6 +65,8 @@ trees! {
     CUTOFFS = "cutoffs", "incidents::outbreak", "String system" => "f32, the system's similarity cut-off";
     REPORTS_SENT = "reports_sent", "dashboard::weekly", "String period (weekly/2026-W48)" => "i64, when its report was staged";
     REPORT_AUDIT = "report_audit", "dashboard::export", "u64 id" => "dashboard::export::AuditEntry, exports with whole identifiers";
+    EDIT_VERSIONS = "edit_versions", "editor", "(String file (kb/x.md), u64 seq)" => "editor::Version, the text before a save (the last 20)";
+    EDIT_AUDIT = "edit_audit", "editor", "u64 id" => "editor::Change: who, when, what (a diff)";
     CONSOLE_USERS = "console_users", "accounts", "String login" => "accounts::User (argon2id hash, role)";
     CONSOLE_SESSIONS = "console_sessions", "accounts", "String session id" => "accounts::Session (user, CSRF token, expiry)";
 }

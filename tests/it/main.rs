@@ -11,6 +11,7 @@ mod common;
 mod console;
 mod crash;
 mod crypto;
+mod editor;
 mod faq;
 mod followup;
 mod gateway;

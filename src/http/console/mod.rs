@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod editor;
 pub mod incidents;
 
 pub mod ops;
@@ -102,6 +103,48 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/reports/summary", get(reports::api_summary))
         .route("/api/v1/reports/tickets.csv", get(reports::api_csv))
         .route("/metrics", get(reports::metrics))
+        .route("/console/admin/kb", get(editor::kb_page))
+        .route("/console/admin/kb/edit", get(editor::kb_edit))
+        .route("/console/admin/kb/save", post(editor::kb_save))
+        .route("/console/admin/kb/delete", post(editor::kb_delete))
+        .route("/console/admin/kb/restore", post(editor::kb_restore))
+        .route("/console/admin/kb/similar", post(editor::kb_add_similar))
+        .route("/console/admin/rollback", post(editor::rollback))
+        .route("/console/admin/scripts", get(editor::scripts_page))
+        .route(
+            "/console/admin/scripts/{file}",
+            get(editor::script_edit).post(editor::script_save),
+        )
+        .route("/console/admin/audit", get(editor::audit_page))
+        .route("/api/v1/admin/kb", get(editor::api_kb_list))
+        .route("/api/v1/admin/kb/test", post(editor::api_kb_test))
+        .route(
+            "/api/v1/admin/kb/{id}",
+            get(editor::api_kb_get)
+                .put(editor::api_kb_put)
+                .delete(editor::api_kb_delete),
+        )
+        .route("/api/v1/admin/kb-trash", get(editor::api_kb_trash))
+        .route(
+            "/api/v1/admin/kb-trash/{name}/restore",
+            post(editor::api_kb_restore),
+        )
+        .route("/api/v1/admin/unanswered", get(editor::api_unanswered))
+        .route("/api/v1/admin/scripts", get(editor::api_scripts))
+        .route(
+            "/api/v1/admin/scripts/{file}",
+            get(editor::api_script_get).put(editor::api_script_put),
+        )
+        .route(
+            "/api/v1/admin/scripts/{file}/dry-run",
+            post(editor::api_script_dry_run),
+        )
+        .route("/api/v1/admin/audit", get(editor::api_audit))
+        .route("/api/v1/admin/versions", get(editor::api_versions))
+        .route(
+            "/api/v1/admin/versions/rollback",
+            post(editor::api_rollback),
+        )
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/tickets", get(api::tickets))
         .route("/api/v1/tickets/{number}", get(api::ticket))
