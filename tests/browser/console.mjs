@@ -12,6 +12,8 @@
 //    in the panel resolves the incident on its open page.
 // 4. Reports: the board shows today's figures; the reports page draws its charts (non-empty
 //    SVG) and a drill-down link opens the queue with the same filters.
+// 5. The FAQ editor: an admin adds an entry (with a live preview and hit test), and an agent
+//    in the simulator asking a paraphrase gets its answer.
 
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -278,6 +280,33 @@ try {
   await admin.fill('input[name="login"]', "bad name!");
   check(!(await admin.$eval('input[name="login"]', (i) => i.checkValidity())), "the username pattern validates in the browser");
   check(errors.length === 0, "no console errors on the admin page: " + errors.join(" | "));
+
+  // --- 5. The FAQ editor ----------------------------------------------------------------------
+  await admin.goto(base + "/console/admin/kb/edit");
+  await admin.fill('input[name="id"]', "bse-ipo");
+  await admin.fill('input[name="question"]', "北交所新股怎么申购？");
+  await admin.fill('textarea[name="similar"]', "北交所打新怎么操作\n北交所新股申购流程");
+  await admin.fill('input[name="system"]', "交易");
+  await admin.fill("#answer", "**北交所新股申购**需要先开通北交所交易权限，再在申购日通过“新股申购”菜单申购。");
+  await admin.waitForSelector("#preview b >> text=北交所新股申购");
+  check(true, "the preview renders the answer as WeCom would");
+  await admin.click('#entry-form button[type="submit"]');
+  await admin.waitForURL(/msg=saved/);
+  await admin.fill("#hit-q", "北交所的新股要怎么申购");
+  await admin.click("#hit-go");
+  await admin.waitForSelector("#hit-live li >> text=bse-ipo", { timeout: 15000 });
+  check(true, "the hit test ranks the new entry");
+  const ask = "北交所的新股要怎么申购";
+  await api("/send", { chat: "app:wangwu", from: "wangwu", text: ask });
+  await waitFor("the new entry's answer in the agent's chat", async () =>
+    (await messages("app:wangwu")).some((m) => m.from === "app" && m.text.includes("北交所交易权限")));
+  check(true, "an agent asking a paraphrase gets the new entry's answer");
+  await admin.goto(base + "/console/admin/scripts/report.toml");
+  await admin.waitForSelector("#gutter");
+  await admin.click("#dry-go");
+  await admin.waitForSelector("#dry-out li >> text=第2步", { timeout: 15000 });
+  check(true, "the script editor's dry run plays the flow");
+  check(errors.length === 0, "no console errors on the editors: " + errors.join(" | "));
   await admin.close();
   console.log("all browser checks passed");
 } finally {

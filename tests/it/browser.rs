@@ -33,7 +33,20 @@ async fn console_and_simulator_in_a_real_browser() {
     let dir = repo_root().join("tests/browser");
     let browser = chromium();
     require_node_modules(&dir);
-    let app = TestApp::start().await;
+    // The admin part edits the FAQ: on copies, never the repository's files.
+    let files = tempfile::tempdir().expect("tempdir");
+    super::common::copy_dir(&repo_root().join("kb"), &files.path().join("kb"));
+    super::common::copy_dir(
+        &repo_root().join("bot-scripts"),
+        &files.path().join("bot-scripts"),
+    );
+    let kb = files.path().join("kb").display().to_string();
+    let scripts = files.path().join("bot-scripts").display().to_string();
+    let app = TestApp::start_with(&[
+        ("HELPDESK__PATHS__KB_DIR", &kb),
+        ("HELPDESK__PATHS__SCRIPTS_DIR", &scripts),
+    ])
+    .await;
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg("console.mjs")
         .current_dir(&dir)

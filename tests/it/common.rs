@@ -18,6 +18,20 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Copy a folder (kb/, bot-scripts/) so a test may edit it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
 /// The shipped config.toml with test overrides (as `HELPDESK__…` pairs).
 pub fn config_with(data_dir: &Path, overrides: &[(&str, &str)]) -> Config {
     let path = repo_root().join("config.toml");

@@ -4,28 +4,14 @@
 //! while the old flow keeps working, a concurrent change on disk is detected, rollback
 //! restores the previous answer, and what is written passes `kb check` and `script check`.
 
-use std::path::Path;
 use std::process::Command;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::common::{TestApp, repo_root};
+use super::common::{TestApp, copy_dir, repo_root};
 
 const API_TOKEN: &str = "editor-test-api-token-0123456789";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
-        }
-    }
-}
 
 /// A desk on its own copies of kb/ and bot-scripts/.
 async fn app() -> (TestApp, tempfile::TempDir) {
