@@ -431,3 +431,42 @@ pub async fn file_ticket(sim: &SimClient, chat: &str, member: &str, description:
     sim.say(chat, member, "完成", "请核对").await;
     number_in(&sim.say(chat, member, "提交", "工单已提交").await)
 }
+
+/// Log in to the console as `login` and return the session's cookie (`hd_session=…`).
+pub async fn console_session(app: &TestApp, login: &str, password: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let set_cookie = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(name))
+            .and_then(|c| c.split(';').next())
+            .map(str::to_owned)
+    };
+    let r = http
+        .get(format!("{}/console/login", app.base))
+        .send()
+        .await
+        .expect("login page");
+    let cookie = set_cookie(&r, "hd_login=").expect("login cookie");
+    let page = r.text().await.expect("page");
+    let at = page.find("name=\"_csrf\" value=\"").expect("csrf") + 20;
+    let token = page[at..at + page[at..].find('"').expect("end")].to_owned();
+    let r = http
+        .post(format!("{}/console/login", app.base))
+        .header("cookie", cookie)
+        .form(&[("login", login), ("password", password), ("_csrf", &token)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::SEE_OTHER,
+        "login as {login}"
+    );
+    set_cookie(&r, "hd_session=").expect("session cookie")
+}

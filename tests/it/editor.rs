@@ -9,7 +9,7 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::common::{TestApp, copy_dir, repo_root};
+use super::common::{TestApp, console_session, copy_dir, repo_root};
 
 const API_TOKEN: &str = "editor-test-api-token-0123456789";
 
@@ -402,47 +402,8 @@ async fn scripts_are_validated_dry_run_and_applied_to_the_next_intake() {
 async fn handlers_cannot_edit() {
     let (app, _files) = app().await;
     // A handler's session (the demo handler account) is refused; the token is allowed.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let page = http
-        .get(format!("{}/console/login", app.base))
-        .send()
-        .await
-        .expect("login page");
-    let cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("hd_login="))
-        .and_then(|c| c.split(';').next())
-        .expect("cookie")
-        .to_owned();
-    let html = page.text().await.expect("html");
-    let at = html.find("name=\"_csrf\" value=\"").expect("csrf") + 20;
-    let token = html[at..at + html[at..].find('"').expect("end")].to_owned();
-    let r = http
-        .post(format!("{}/console/login", app.base))
-        .header("cookie", cookie)
-        .form(&[
-            ("login", "handler"),
-            ("password", "handler-demo"),
-            ("_csrf", &token),
-        ])
-        .send()
-        .await
-        .expect("login");
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("hd_session="))
-        .and_then(|c| c.split(';').next())
-        .expect("session")
-        .to_owned();
+    let http = reqwest::Client::new();
+    let session = console_session(&app, "handler", "handler-demo").await;
     let r = http
         .get(format!("{}/api/v1/admin/kb", app.base))
         .header("cookie", &session)

@@ -3,10 +3,9 @@
 //! pages, and `/metrics`.
 
 use reqwest::StatusCode;
-use reqwest::redirect::Policy;
 use serde_json::Value;
 
-use super::common::{ID_CARD, TestApp, file_ticket};
+use super::common::{ID_CARD, TestApp, console_session, file_ticket};
 
 const API_TOKEN: &str = "reports-test-api-token-0123456789";
 
@@ -21,47 +20,6 @@ async fn api(app: &TestApp, path: &str) -> reqwest::Response {
         .send()
         .await
         .expect("api")
-}
-
-/// A logged-in console session's cookie header.
-async fn session(app: &TestApp, login: &str, password: &str) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client");
-    let r = http
-        .get(format!("{}/console/login", app.base))
-        .send()
-        .await
-        .expect("login page");
-    let cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("hd_login="))
-        .and_then(|c| c.split(';').next())
-        .expect("login cookie")
-        .to_owned();
-    let page = r.text().await.expect("page");
-    let at = page.find("name=\"_csrf\" value=\"").expect("csrf") + 20;
-    let token = &page[at..at + page[at..].find('"').expect("end")];
-    let r = http
-        .post(format!("{}/console/login", app.base))
-        .header("cookie", cookie)
-        .form(&[("login", login), ("password", password), ("_csrf", token)])
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("hd_session="))
-        .and_then(|c| c.split(';').next())
-        .expect("session cookie")
-        .to_owned()
 }
 
 fn today() -> String {
@@ -149,7 +107,7 @@ async fn the_summary_counts_the_day_and_refuses_bad_periods() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(app.services().audit.entries(10).expect("audit").is_empty());
     // …for admins, and recorded.
-    let admin = session(&app, "admin", "admin-demo").await;
+    let admin = console_session(&app, "admin", "admin-demo").await;
     let r = app
         .http
         .get(format!(
@@ -167,7 +125,7 @@ async fn the_summary_counts_the_day_and_refuses_bad_periods() {
     assert_eq!(audit[0].login, "admin");
 
     // The pages render for a handler, with SVG charts and drill-down links.
-    let handler = session(&app, "handler", "handler-demo").await;
+    let handler = console_session(&app, "handler", "handler-demo").await;
     let page = app
         .http
         .get(format!("{}/console/reports?from={day}&to={day}", app.base))

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::auth::{AdminPage, ApiUser, Caller};
 use super::ops::blocking;
+use super::pages::{render, user_view};
 use super::views::{Flash, UserView};
 use crate::editor::hits::{self, Ranking};
 use crate::editor::{EditError, EntryInput, LineError};
@@ -546,18 +547,6 @@ pub async fn api_rollback(
 }
 
 // --- pages -----------------------------------------------------------------------------------
-
-fn user_view(c: &Caller) -> UserView {
-    UserView {
-        login: c.login.clone(),
-        role: c.role.label(),
-        admin: c.is_admin(),
-    }
-}
-
-fn render(t: impl Template) -> Result<Html<String>, ConsoleError> {
-    t.render().map(Html).map_err(ConsoleError::internal)
-}
 
 pub struct EntryRow {
     pub id: String,

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::auth::{ApiUser, Caller, PageUser};
 use super::ops::blocking;
+use super::pages::{render, user_view};
 use super::views::{Clock, Flash, OptionView, UserView};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ConsoleError};
@@ -543,18 +544,6 @@ fn live(state: &AppState, csrf: String, l: &Loaded) -> IncidentLive {
         alerts: l.alerts.iter().map(|a| alert_view(a, &clock)).collect(),
         tickets: l.tickets.iter().map(linked_view).collect(),
     }
-}
-
-fn user_view(c: &Caller) -> UserView {
-    UserView {
-        login: c.login.clone(),
-        role: c.role.label(),
-        admin: c.is_admin(),
-    }
-}
-
-fn render(t: impl Template) -> Result<Html<String>, ConsoleError> {
-    t.render().map(Html).map_err(ConsoleError::internal)
 }
 
 fn flash(code: &str) -> Option<Flash> {

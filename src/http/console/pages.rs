@@ -23,7 +23,8 @@ use crate::accounts::{AuthError, Role};
 use crate::http::AppState;
 use crate::http::error::{ConsoleError, safe_next};
 
-fn render(t: impl Template) -> Result<Html<String>, ConsoleError> {
+/// Render a page template (an error page on failure).
+pub fn render(t: impl Template) -> Result<Html<String>, ConsoleError> {
     t.render().map(Html).map_err(ConsoleError::internal)
 }
 
@@ -34,7 +35,8 @@ pub fn clock(state: &AppState) -> Clock {
     }
 }
 
-fn user_view(c: &Caller) -> UserView {
+/// The logged-in user as the page header shows them.
+pub fn user_view(c: &Caller) -> UserView {
     UserView {
         login: c.login.clone(),
         role: c.role.label(),

@@ -12,24 +12,13 @@ use serde_json::{Value, json};
 
 use super::auth::{AdminPage, ApiUser, Caller, PageUser};
 use super::ops::blocking;
+use super::pages::{render, user_view};
 use super::views::{Flash, UserView};
 use crate::dashboard::charts::{self, category_label};
 use crate::dashboard::weekly::{human, trend};
 use crate::dashboard::{Board, CATEGORY_KEYS, Period, Summary, export};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ConsoleError};
-
-fn user_view(c: &Caller) -> UserView {
-    UserView {
-        login: c.login.clone(),
-        role: c.role.label(),
-        admin: c.is_admin(),
-    }
-}
-
-fn render(t: impl Template) -> Result<Html<String>, ConsoleError> {
-    t.render().map(Html).map_err(ConsoleError::internal)
-}
 
 /// Handlers and admins see reports (a viewer role, if one is added, would not).
 fn may_see_reports(c: &Caller) -> Result<(), ConsoleError> {
