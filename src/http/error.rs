@@ -286,6 +286,12 @@ impl ConsoleError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "too_long")
             }
             ConsoleError::Ticket(TicketError::NotOwner) => (StatusCode::FORBIDDEN, "forbidden"),
+            ConsoleError::Ticket(TicketError::SelfReference) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "self_reference")
+            }
+            ConsoleError::Ticket(TicketError::MergeTarget(_)) => {
+                (StatusCode::CONFLICT, "merge_target_closed")
+            }
             ConsoleError::Ticket(TicketError::NotFound) => (StatusCode::NOT_FOUND, "not_found"),
             ConsoleError::Incident(e) => match e {
                 IncidentError::Illegal(..) => (StatusCode::CONFLICT, "illegal_transition"),

@@ -45,6 +45,7 @@ trees! {
     TICKET_NUMBERS = "ticket_numbers", "tickets", "String number (IT20261121-0042)" => "u64 id";
     TICKET_EVENTS = "ticket_events", "tickets", "(u64 id, u64 seq)" => "tickets::TicketEvent, the thread in order";
     TICKETS_BY_REPORTER = "tickets_by_reporter", "tickets", "(String userid, u64 id)" => "()";
+    TICKETS_BY_CUSTOMER = "tickets_by_customer", "tickets", "(String customer identifier, u64 id)" => "()";
     TICKETS_BY_STATUS = "tickets_by_status", "tickets", "(String status key, u64 id)" => "()";
     COUNTERS = "counters", "tickets", "String (ticket/20261121)" => "u64, the daily ticket counter";
     MEMBERS = "members", "tickets", "String userid" => "tickets::MemberInfo, names from user/get";

@@ -129,6 +129,129 @@ impl Tickets {
         })
     }
 
+    /// Close ticket `number` as a duplicate of `into`, which carries on: both threads say
+    /// so, the duplicate's reporter is told which ticket to follow, and their follow-ups go
+    /// there from now on.
+    pub fn merge(&self, number: &str, into: &str, handler: &str) -> Result<Ticket, TicketError> {
+        let id = self.id_of(number)?;
+        let target = self.id_of(into)?;
+        if id == target {
+            return Err(TicketError::SelfReference);
+        }
+        let now = crate::util::unix_millis();
+        let actor = Actor::Handler(handler.to_owned());
+        let r = self.run(id, |tx| {
+            let into_t = self.load_in::<TicketError>(tx, target)?;
+            if into_t.status == Status::Closed || into_t.merged_into.is_some() {
+                return Err(abort(TicketError::MergeTarget(into_t.number)));
+            }
+            let from = self.load_in::<TicketError>(tx, id)?;
+            if from.status == Status::Closed || from.merged_into.is_some() {
+                return Err(abort(TicketError::Closed));
+            }
+            let reason = format!("与工单 {} 是同一问题，已合并，后续由 {} 跟进", into_t.number, into_t.number);
+            // Closing needs no category: a duplicate is counted with the ticket it joins.
+            let mut t = from.clone();
+            let from_status = t.status;
+            t.status = Status::Closed;
+            t.closed_at = Some(now);
+            t.updated_at = now;
+            t.merged_into = Some(into_t.number.clone());
+            self.put_in(tx, Some(from_status), &t)?;
+            self.event_in(
+                tx,
+                id,
+                now,
+                actor.clone(),
+                EventKind::Status {
+                    from: from_status,
+                    to: Status::Closed,
+                    reason: reason.clone(),
+                },
+            )?;
+            self.event_in(
+                tx,
+                id,
+                now,
+                actor.clone(),
+                EventKind::MergedInto {
+                    into: into_t.number.clone(),
+                },
+            )?;
+            let mut into_t = into_t;
+            into_t.updated_at = now;
+            self.put_in(tx, Some(into_t.status), &into_t)?;
+            self.event_in(
+                tx,
+                target,
+                now,
+                actor.clone(),
+                EventKind::MergedFrom {
+                    from: t.number.clone(),
+                },
+            )?;
+            self.outbox.stage(
+                tx,
+                &Destination::Member {
+                    userid: t.reporter.clone(),
+                },
+                Message::text(format!(
+                    "您的工单 {} 与工单 {} 是同一问题，已合并，后续由 {} 跟进处理；补充信息请直接回复，会转到 {}。",
+                    t.number, into_t.number, into_t.number, into_t.number
+                )),
+                &format!("ticket/{}", t.number),
+            )?;
+            Ok(t)
+        })?;
+        self.changed(target);
+        Ok(r)
+    }
+
+    /// Link (or with `unlink`, unlink) two related tickets, both ways.
+    pub fn link_tickets(
+        &self,
+        number: &str,
+        other: &str,
+        handler: &str,
+        unlink: bool,
+    ) -> Result<Ticket, TicketError> {
+        let id = self.id_of(number)?;
+        let other_id = self.id_of(other)?;
+        if id == other_id {
+            return Err(TicketError::SelfReference);
+        }
+        let now = crate::util::unix_millis();
+        let actor = Actor::Handler(handler.to_owned());
+        let r = self.run(id, |tx| {
+            let a = self.load_in::<TicketError>(tx, id)?;
+            let b = self.load_in::<TicketError>(tx, other_id)?;
+            let pairs = [(id, b.number.clone()), (other_id, a.number.clone())];
+            for (tid, peer) in pairs {
+                let mut t = self.load_in::<TicketError>(tx, tid)?;
+                let has = t.links.contains(&peer);
+                if unlink == !has {
+                    continue;
+                }
+                if unlink {
+                    t.links.retain(|l| *l != peer);
+                } else {
+                    t.links.push(peer.clone());
+                }
+                t.updated_at = now;
+                self.put_in(tx, Some(t.status), &t)?;
+                let kind = if unlink {
+                    EventKind::Unlinked { ticket: peer }
+                } else {
+                    EventKind::Linked { ticket: peer }
+                };
+                self.event_in(tx, tid, now, actor.clone(), kind)?;
+            }
+            self.load_in::<TicketError>(tx, id)
+        })?;
+        self.changed(other_id);
+        Ok(r)
+    }
+
     /// Announce, once each, the SLA clocks that ran over; returns how many were announced.
     pub fn announce_overdue(
         &self,

@@ -59,6 +59,7 @@ pub struct Tickets {
     numbers: Tree<String, u64>,
     events: Tree<(u64, u64), TicketEvent>,
     by_reporter: Tree<(String, u64), ()>,
+    by_customer: Tree<(String, u64), ()>,
     by_status: Tree<(String, u64), ()>,
     counters: Tree<String, u64>,
     members: Tree<String, MemberInfo>,
@@ -86,12 +87,30 @@ fn validate_text(text: &str) -> Result<String, TicketError> {
 
 impl Tickets {
     pub fn open(store: &Store, outbox: Outbox, settings: TicketSettings) -> store::Result<Tickets> {
+        let t = Tickets::open_trees(store, outbox, settings)?;
+        // Databases from before the customer index: build it once.
+        if t.by_customer.is_empty() && !t.tickets.is_empty() {
+            for item in t.tickets.iter() {
+                let (id, ticket) = item?;
+                t.by_customer
+                    .insert(&(ticket.customer_id.value.clone(), id), &())?;
+            }
+        }
+        Ok(t)
+    }
+
+    fn open_trees(
+        store: &Store,
+        outbox: Outbox,
+        settings: TicketSettings,
+    ) -> store::Result<Tickets> {
         Ok(Tickets {
             store: store.clone(),
             tickets: store.tree(&trees::TICKETS)?,
             numbers: store.tree(&trees::TICKET_NUMBERS)?,
             events: store.tree(&trees::TICKET_EVENTS)?,
             by_reporter: store.tree(&trees::TICKETS_BY_REPORTER)?,
+            by_customer: store.tree(&trees::TICKETS_BY_CUSTOMER)?,
             by_status: store.tree(&trees::TICKETS_BY_STATUS)?,
             counters: store.tree(&trees::COUNTERS)?,
             members: store.tree(&trees::MEMBERS)?,
@@ -108,6 +127,7 @@ impl Tickets {
             &self.numbers,
             &self.events,
             &self.by_reporter,
+            &self.by_customer,
             &self.by_status,
             &self.counters,
         ];
@@ -197,6 +217,11 @@ impl Tickets {
                 Ok((*s, n))
             })
             .collect()
+    }
+
+    /// The tickets of a customer identifier (whole), newest first.
+    pub fn of_customer(&self, value: &str) -> store::Result<Vec<Ticket>> {
+        self.indexed(&self.by_customer, value)
     }
 
     /// A member's tickets, newest first.
@@ -365,6 +390,7 @@ impl Tickets {
         let t = Ticket::filed(id, number.clone(), new.clone(), now);
         tx.insert(&self.numbers, &number, &id)?;
         tx.insert(&self.by_reporter, &(t.reporter.clone(), id), &())?;
+        tx.insert(&self.by_customer, &(t.customer_id.value.clone(), id), &())?;
         self.put_in(tx, None, &t)?;
         self.event_in(
             tx,
@@ -543,6 +569,13 @@ impl Tickets {
         if t.reporter != userid {
             return Err(abort(E::from(TicketError::NotOwner)));
         }
+        // A merged ticket's follow-ups go to the ticket that carries on.
+        if let Some(into) = t.merged_into.clone()
+            && let Some(target) = tx.get(&self.numbers, &into)?
+        {
+            t = self.load_in::<E>(tx, target)?;
+        }
+        let id = t.id;
         if t.status == Status::Closed {
             return Err(abort(E::from(TicketError::Closed)));
         }

@@ -111,6 +111,12 @@ pub struct Ticket {
     /// Times it left 已解决 for more work.
     #[serde(default)]
     pub reopens: u32,
+    /// Closed as a duplicate of this ticket (which carries on; follow-ups go there).
+    #[serde(default)]
+    pub merged_into: Option<String>,
+    /// Related tickets (linked both ways).
+    #[serde(default)]
+    pub links: Vec<String>,
 }
 
 impl Record for Ticket {}
@@ -169,6 +175,8 @@ impl Ticket {
             resolution_ms: None,
             resolution_business_ms: None,
             reopens: 0,
+            merged_into: None,
+            links: Vec::new(),
         }
     }
 
@@ -229,6 +237,21 @@ pub enum EventKind {
     IncidentUnlinked {
         incident: String,
     },
+    /// Closed as a duplicate of `into`.
+    MergedInto {
+        into: String,
+    },
+    /// `from` was merged into this ticket.
+    MergedFrom {
+        from: String,
+    },
+    /// Linked with a related ticket (or unlinked).
+    Linked {
+        ticket: String,
+    },
+    Unlinked {
+        ticket: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +306,10 @@ pub enum TicketError {
     TooLong(usize),
     #[error("解决工单前请先设置问题分类")]
     CategoryRequired,
+    #[error("不能合并或关联到工单自身")]
+    SelfReference,
+    #[error("工单 {0} 已关闭或已被合并，不能合并到它")]
+    MergeTarget(String),
     /// The cause is kept for the log (the HTTP edge logs it); the agent or handler sees only
     /// this sentence.
     #[error("存储错误，请稍后重试")]

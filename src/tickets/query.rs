@@ -31,6 +31,11 @@ pub struct Filters {
     pub page: usize,
     /// Tickets a page (0: the default of whoever pages).
     pub per_page: usize,
+    /// A reporter's WeCom userid.
+    pub reporter: String,
+    /// A customer identifier, whole or masked as notices show it (`110105＊＊＊＊＊＊＊＊002X`,
+    /// `*` for `＊` accepted).
+    pub customer: String,
     /// A period of local dates `YYYY-MM-DD`, both inclusive (reports' drill-down): the
     /// tickets filed in it, or with `by=resolved` those resolved in it.
     pub from: String,
@@ -113,6 +118,17 @@ impl Filters {
             .to_string()
     }
 
+    fn customer_ok(&self, t: &Ticket) -> bool {
+        let q = self.customer.trim();
+        if q.is_empty() {
+            return true;
+        }
+        let masked = q.replace('*', "＊");
+        crate::ident::normalize(q) == t.customer_id.value
+            || masked == t.customer_id.masked()
+            || masked == t.customer_id.masked_label()
+    }
+
     fn period_ok(&self, t: &Ticket) -> bool {
         if self.from.is_empty() && self.to.is_empty() {
             return true;
@@ -140,6 +156,8 @@ impl Filters {
                 key => t.category.map(Category::key) == Some(key),
             }
             && self.period_ok(t)
+            && (self.reporter.is_empty() || t.reporter == self.reporter)
+            && self.customer_ok(t)
             && match self.assignee.as_str() {
                 "" => true,
                 "-" => t.assignee.is_none(),

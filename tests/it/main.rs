@@ -18,6 +18,7 @@ mod gateway;
 mod incidents;
 mod intake;
 mod outbreak;
+mod productivity;
 mod reports;
 mod snapshots;
 mod storage;

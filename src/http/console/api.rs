@@ -196,3 +196,59 @@ pub async fn backup(
         "media_files": report.media_files,
     })))
 }
+
+/// `POST /api/v1/tickets/bulk`: one action on many tickets, each on its own (one
+/// transaction each): `{"numbers": […], "action": "assign|status|category|priority|merge",
+/// …the action's fields}`; answers which succeeded and why the others did not.
+#[derive(Debug, Deserialize)]
+pub struct BulkBody {
+    numbers: Vec<String>,
+    action: String,
+    #[serde(flatten)]
+    input: ActionInput,
+}
+
+/// The most tickets one bulk call takes.
+pub const MAX_BULK: usize = 500;
+
+pub async fn bulk(
+    State(state): State<AppState>,
+    ApiUser(c): ApiUser,
+    headers: HeaderMap,
+    body: Result<Json<BulkBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    c.check_csrf(csrf_header(&headers))?;
+    let Json(b) = body
+        .map_err(|e| ConsoleError::BadInput(format!("请求体不是有效的 JSON：{}", e.body_text())))?;
+    if !matches!(
+        b.action.as_str(),
+        "assign" | "status" | "category" | "priority" | "merge"
+    ) {
+        return Err(ConsoleError::BadInput(
+            "action 只能是 assign、status、category、priority 或 merge".into(),
+        )
+        .into());
+    }
+    if b.numbers.is_empty() || b.numbers.len() > MAX_BULK {
+        return Err(ConsoleError::BadInput(format!("numbers 需要 1–{MAX_BULK} 个工单号")).into());
+    }
+    let mut results = Vec::with_capacity(b.numbers.len());
+    let (mut ok, mut failed) = (0, 0);
+    for number in &b.numbers {
+        let number = number.trim().to_uppercase();
+        match ops::act(&state, &c, &number, &b.action, b.input.clone()).await {
+            Ok(code) => {
+                ok += 1;
+                results.push(json!({ "number": number, "ok": true, "result": code }));
+            }
+            Err(e) => {
+                failed += 1;
+                let (_, code) = e.status_and_code();
+                results.push(json!({ "number": number, "ok": false, "error": code, "message": e.to_string() }));
+            }
+        }
+    }
+    Ok(Json(
+        json!({ "ok": ok, "failed": failed, "results": results }),
+    ))
+}

@@ -147,6 +147,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/tickets", get(api::tickets))
+        .route("/api/v1/tickets/bulk", post(api::bulk))
         .route("/api/v1/tickets/{number}", get(api::ticket))
         .route("/api/v1/tickets/{number}/{action}", post(api::act))
         .route("/api/v1/outbox/{id}/retry", post(api::retry))

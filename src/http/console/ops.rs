@@ -30,6 +30,10 @@ pub struct ActionInput {
     pub assignee: String,
     pub category: String,
     pub priority: String,
+    /// `merge`: the ticket that carries on.
+    pub into: String,
+    /// `link` / `unlink`: the related ticket.
+    pub ticket: String,
 }
 
 /// Logins of every console user (for the assignee lists).
@@ -102,6 +106,35 @@ pub async fn act(
             (Op::Priority(p), "priority")
         }
         "publish" => return publish_ticket(state, number).await.map(|_| "published"),
+        "merge" | "link" | "unlink" => {
+            let other = if action == "merge" {
+                &input.into
+            } else {
+                &input.ticket
+            };
+            let other = other.trim().to_uppercase();
+            if other.is_empty() {
+                return Err(bad("请填写工单号"));
+            }
+            let (tickets, number, me, action) = (
+                state.tickets.clone(),
+                number.to_owned(),
+                caller.login.clone(),
+                action.to_owned(),
+            );
+            return blocking(move || {
+                Ok(match action.as_str() {
+                    "merge" => tickets.merge(&number, &other, &me).map(|_| "merged")?,
+                    "link" => tickets
+                        .link_tickets(&number, &other, &me, false)
+                        .map(|_| "linked")?,
+                    _ => tickets
+                        .link_tickets(&number, &other, &me, true)
+                        .map(|_| "unlinked")?,
+                })
+            })
+            .await;
+        }
         _ => return Err(ConsoleError::NotFound),
     };
     let tickets = state.tickets.clone();
@@ -262,6 +295,9 @@ pub fn confirmation(code: &str) -> Option<&'static str> {
         "user_added" => "账号已添加",
         "draft_published" => "知识库条目已发布",
         "incident_linked" => "工单已关联到事件，报告人会收到事件进展",
+        "merged" => "已合并，报告人已收到通知",
+        "linked" => "已关联",
+        "unlinked" => "已取消关联",
         "incident_unlinked" => "已取消关联事件",
         _ => return None,
     })

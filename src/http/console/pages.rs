@@ -392,6 +392,23 @@ fn ticket_page(
         &clock(state),
     );
     page.incidents = super::incidents::active_options(state)?;
+    let c = clock(state);
+    page.by_reporter = state
+        .tickets
+        .of_reporter(&t.reporter)?
+        .iter()
+        .filter(|o| o.id != t.id)
+        .take(10)
+        .map(|o| views::history_row(o, &c))
+        .collect();
+    page.by_customer = state
+        .tickets
+        .of_customer(&t.customer_id.value)?
+        .iter()
+        .filter(|o| o.id != t.id)
+        .take(10)
+        .map(|o| views::history_row(o, &c))
+        .collect();
     // A group is shown by its configured name (WeCom's callbacks carry the id only).
     if t.chat_type == crate::wecom::ChatType::Group
         && let Some(name) = state.cfg.wecom.group_name(&t.chat_id)

@@ -308,6 +308,9 @@ pub struct TicketView {
     pub publishable: bool,
     /// The incident it is linked to, or empty.
     pub incident: String,
+    /// Merged into this ticket, or empty.
+    pub merged_into: String,
+    pub links: Vec<String>,
 }
 
 #[derive(Template)]
@@ -330,6 +333,30 @@ pub struct TicketPage {
     pub assignees: Vec<OptionView>,
     /// Active incidents the ticket can be linked to (filled by the page handler).
     pub incidents: Vec<OptionView>,
+    /// The reporter's other tickets, and the same customer's (filled by the page handler).
+    pub by_reporter: Vec<HistoryRow>,
+    pub by_customer: Vec<HistoryRow>,
+}
+
+/// Another ticket in a ticket page's history panels.
+pub struct HistoryRow {
+    pub number: String,
+    pub status_key: &'static str,
+    pub status_label: &'static str,
+    pub summary: String,
+    pub reporter: String,
+    pub filed: String,
+}
+
+pub fn history_row(t: &Ticket, clock: &Clock) -> HistoryRow {
+    HistoryRow {
+        number: t.number.clone(),
+        status_key: t.status.key(),
+        status_label: t.status.label(),
+        summary: crate::ident::mask_truncate(&t.description, 30),
+        reporter: t.reporter_label(),
+        filed: clock.time(t.created_at),
+    }
 }
 
 #[derive(Template)]
@@ -382,6 +409,8 @@ pub fn ticket_view(t: &Ticket, cfg: &SlaConfig, clock: &Clock) -> TicketView {
         closed: t.status == Status::Closed,
         publishable: matches!(t.status, Status::Resolved | Status::Closed),
         incident: t.incident.clone().unwrap_or_default(),
+        merged_into: t.merged_into.clone().unwrap_or_default(),
+        links: t.links.clone(),
     }
 }
 
@@ -512,6 +541,34 @@ pub fn event_view(
             Vec::new(),
             Vec::new(),
         ),
+        EventKind::MergedInto { into } => (
+            "status",
+            format!("已合并到工单 {into}（后续由它跟进）"),
+            String::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        EventKind::MergedFrom { from } => (
+            "meta-change",
+            format!("工单 {from} 已合并到此"),
+            String::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        EventKind::Linked { ticket } => (
+            "meta-change",
+            format!("关联工单 {ticket}"),
+            String::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        EventKind::Unlinked { ticket } => (
+            "meta-change",
+            format!("取消关联工单 {ticket}"),
+            String::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
         EventKind::IncidentUnlinked { incident } => (
             "meta-change",
             format!("取消关联事件 {incident}"),
@@ -572,6 +629,8 @@ pub fn ticket_page(
             t.assignee.as_deref().unwrap_or(""),
         ),
         incidents: Vec::new(),
+        by_reporter: Vec::new(),
+        by_customer: Vec::new(),
     }
 }
 

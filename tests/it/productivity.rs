@@ -1,0 +1,187 @@
+//! Handler productivity over the API: merge (the duplicate's follow-ups land on the ticket
+//! that carries on), link, bulk actions with mixed results, and history by reporter and by
+//! customer.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::common::{ID_CARD, TestApp, file_ticket};
+
+const API_TOKEN: &str = "productivity-test-api-token-01234";
+
+async fn app() -> TestApp {
+    TestApp::start_with(&[("HELPDESK__CONSOLE__API_TOKEN", API_TOKEN)]).await
+}
+
+async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
+    let r = app
+        .http
+        .post(format!("{}{path}", app.base))
+        .header("authorization", format!("Bearer {API_TOKEN}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("api");
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(app: &TestApp, path: &str) -> Value {
+    let r = app
+        .http
+        .get(format!("{}{path}", app.base))
+        .header("authorization", format!("Bearer {API_TOKEN}"))
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    r.json().await.expect("json")
+}
+
+fn numbers(v: &Value) -> Vec<String> {
+    v["tickets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t["number"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_link_bulk_and_history() {
+    let app = app().await;
+    let sim = app.sim();
+    let dup = file_ticket(&sim, "app:zhangsan", "zhangsan", "客户委托下单后一直未成交").await;
+    let keep = file_ticket(&sim, "app:lisi", "lisi", "委托下单一直不成交，客户很着急").await;
+    let other = file_ticket(
+        &sim,
+        "app:zhangsan",
+        "zhangsan",
+        "客户想修改交易密码找不到入口",
+    )
+    .await;
+
+    // Merge: refused into itself; then the duplicate closes and its reporter is told.
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/tickets/{dup}/merge"),
+        json!({"into": dup}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/tickets/{dup}/merge"),
+        json!({"into": keep}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["ticket"]["status"], "closed");
+    assert_eq!(v["ticket"]["merged_into"], keep.as_str());
+    sim.wait_text(
+        "app:zhangsan",
+        "zhangsan",
+        0,
+        &format!("后续由 {keep} 跟进"),
+    )
+    .await;
+    // Merging into a closed (merged) ticket is refused.
+    let (s, _) = post(
+        &app,
+        &format!("/api/v1/tickets/{other}/merge"),
+        json!({"into": dup}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    // The duplicate's reporter adds to it: it lands on the ticket that carries on.
+    sim.say(
+        "app:zhangsan",
+        "zhangsan",
+        &format!("补充 {dup} 客户说是上午十点的委托"),
+        "补充说明",
+    )
+    .await;
+    let t = app
+        .tickets()
+        .by_number(&keep)
+        .expect("read")
+        .expect("there");
+    let events = app.tickets().events(t.id).expect("events");
+    assert!(
+        events.iter().any(|e| matches!(&e.kind, wecom_helpdesk::tickets::EventKind::AgentMessage { text, .. } if text.contains("上午十点"))),
+        "the follow-up is on {keep}"
+    );
+    assert!(events.iter().any(|e| matches!(&e.kind, wecom_helpdesk::tickets::EventKind::MergedFrom { from } if *from == dup)));
+
+    // Link both ways.
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/tickets/{keep}/link"),
+        json!({"ticket": other}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let a = get(&app, &format!("/api/v1/tickets/{keep}")).await;
+    let b = get(&app, &format!("/api/v1/tickets/{other}")).await;
+    assert_eq!(a["ticket"]["links"], json!([other]));
+    assert_eq!(b["ticket"]["links"], json!([keep]));
+
+    // Bulk with mixed results: the closed duplicate is refused, the others changed.
+    let (s, v) = post(&app, "/api/v1/tickets/bulk", json!({
+        "numbers": [keep, dup, other, "IT20000101-0001"], "action": "priority", "priority": "P1",
+    })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["ok"].as_u64(), v["failed"].as_u64()),
+        (Some(2), Some(2)),
+        "{v}"
+    );
+    let results = v["results"].as_array().expect("results");
+    assert_eq!(results[1]["error"], "ticket_closed");
+    assert_eq!(results[3]["error"], "not_found");
+    assert_eq!(
+        get(&app, &format!("/api/v1/tickets/{other}")).await["ticket"]["priority"],
+        "P1"
+    );
+    let (s, v) = post(
+        &app,
+        "/api/v1/tickets/bulk",
+        json!({"numbers": [keep], "action": "explode"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = post(&app, "/api/v1/tickets/bulk", json!({
+        "numbers": [keep, other], "action": "status", "status": "need_info", "reason": "请补充截图",
+    })).await;
+    assert_eq!((s, v["ok"].as_u64()), (StatusCode::OK, Some(2)), "{v}");
+
+    // History: by reporter, by customer (whole or masked as notices show it).
+    let mine = numbers(&get(&app, "/api/v1/tickets?status=all&reporter=zhangsan").await);
+    assert_eq!(mine.len(), 2);
+    assert!(mine.contains(&dup) && mine.contains(&other));
+    let same = numbers(
+        &get(
+            &app,
+            &format!("/api/v1/tickets?status=all&customer={ID_CARD}"),
+        )
+        .await,
+    );
+    assert_eq!(
+        same.len(),
+        3,
+        "one customer, three tickets across reporters"
+    );
+    let masked = "110105********002X";
+    let same = numbers(
+        &get(
+            &app,
+            &format!("/api/v1/tickets?status=all&customer={masked}"),
+        )
+        .await,
+    );
+    assert_eq!(same.len(), 3);
+    let none = numbers(&get(&app, "/api/v1/tickets?status=all&customer=13800000000").await);
+    assert!(none.is_empty());
+}
