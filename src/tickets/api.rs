@@ -229,7 +229,7 @@ impl Tickets {
             for (tid, peer) in pairs {
                 let mut t = self.load_in::<TicketError>(tx, tid)?;
                 let has = t.links.contains(&peer);
-                if unlink == !has {
+                if unlink != has {
                     continue;
                 }
                 if unlink {
