@@ -45,6 +45,7 @@ pub struct Services {
     pub weekly: Arc<Weekly>,
     pub audit: Audit,
     pub editor: Editor,
+    pub tools: crate::accounts::tools::Tools,
     pub scripts: Arc<Scripts>,
     pub kb: Arc<Kb>,
     pub faq_log: FaqLog,
@@ -136,6 +137,7 @@ impl Services {
             &cfg.paths.kb_dir,
             &cfg.paths.scripts_dir,
         )?;
+        let tools = crate::accounts::tools::Tools::open(&store)?;
         let names = NameLookups::new(tickets.clone(), client.clone());
         let engine = Arc::new(Engine {
             store: store.clone(),
@@ -163,6 +165,7 @@ impl Services {
             weekly,
             audit,
             editor,
+            tools,
             scripts,
             kb,
             faq_log,
@@ -270,6 +273,7 @@ pub async fn serve_with(
         weekly: services.weekly.clone(),
         audit: services.audit.clone(),
         editor: services.editor.clone(),
+        tools: services.tools.clone(),
         accounts: services.accounts.clone(),
         kb: services.kb.clone(),
         scripts: services.scripts.clone(),

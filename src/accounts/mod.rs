@@ -10,6 +10,7 @@
 //! and per address, failures only, bounded in memory).
 
 mod throttle;
+pub mod tools;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

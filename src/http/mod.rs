@@ -51,6 +51,7 @@ pub struct AppState {
     pub weekly: Arc<crate::dashboard::weekly::Weekly>,
     pub audit: crate::dashboard::export::Audit,
     pub editor: crate::editor::Editor,
+    pub tools: crate::accounts::tools::Tools,
     pub accounts: Arc<Accounts>,
     pub kb: Arc<Kb>,
     pub scripts: Arc<crate::script::Scripts>,

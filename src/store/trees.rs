@@ -45,6 +45,7 @@ trees! {
     TICKET_NUMBERS = "ticket_numbers", "tickets", "String number (IT20261121-0042)" => "u64 id";
     TICKET_EVENTS = "ticket_events", "tickets", "(u64 id, u64 seq)" => "tickets::TicketEvent, the thread in order";
     TICKETS_BY_REPORTER = "tickets_by_reporter", "tickets", "(String userid, u64 id)" => "()";
+    HANDLER_CONTACTS = "handler_contacts", "tickets", "String console login" => "String WeCom userid, for notices to that handler";
     TICKETS_BY_CUSTOMER = "tickets_by_customer", "tickets", "(String customer identifier, u64 id)" => "()";
     TICKETS_BY_STATUS = "tickets_by_status", "tickets", "(String status key, u64 id)" => "()";
     COUNTERS = "counters", "tickets", "String (ticket/20261121)" => "u64, the daily ticket counter";
@@ -68,6 +69,10 @@ trees! {
     REPORT_AUDIT = "report_audit", "dashboard::export", "u64 id" => "dashboard::export::AuditEntry, exports with whole identifiers";
     EDIT_VERSIONS = "edit_versions", "editor", "(String file (kb/x.md), u64 seq)" => "editor::Version, the text before a save (the last 20)";
     EDIT_AUDIT = "edit_audit", "editor", "u64 id" => "editor::Change: who, when, what (a diff)";
+    TEMPLATES = "templates", "accounts::tools", "u64 id" => "accounts::tools::Template, reply templates";
+    MACROS = "macros", "accounts::tools", "u64 id" => "accounts::tools::Macro";
+    VIEWS = "views", "accounts::tools", "u64 id" => "accounts::tools::View, saved queue filters";
+    PREFS = "prefs", "accounts::tools", "String login" => "accounts::tools::Prefs (WeCom userid, notices, default view, seen)";
     CONSOLE_USERS = "console_users", "accounts", "String login" => "accounts::User (argon2id hash, role)";
     CONSOLE_SESSIONS = "console_sessions", "accounts", "String session id" => "accounts::Session (user, CSRF token, expiry)";
 }

@@ -41,10 +41,46 @@ impl Tickets {
         self.run(id, |tx| self.reply_in(tx, id, handler, text, now))
     }
 
-    /// An internal note (never pushed to the agent; allowed on closed tickets).
+    /// An internal note (never pushed to the agent; allowed on closed tickets). Each
+    /// `@login` in it notifies that colleague in WeCom (if they receive notices).
     pub fn note(&self, number: &str, handler: &str, text: &str) -> Result<Ticket, TicketError> {
         let text = validate_text(text)?;
-        self.handler_edit(number, handler, false, EventKind::Note { text }, |_| {})
+        let mentioned: Vec<String> = text
+            .split('@')
+            .skip(1)
+            .filter_map(|rest| {
+                let login: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                    .collect();
+                (!login.is_empty() && login != handler).then_some(login)
+            })
+            .collect();
+        let t = self.handler_edit(
+            number,
+            handler,
+            false,
+            EventKind::Note { text: text.clone() },
+            |_| {},
+        )?;
+        if !mentioned.is_empty() {
+            let excerpt = crate::ident::mask_truncate(&text, 80);
+            self.run(t.id, |tx| {
+                for login in &mentioned {
+                    self.tell_handler_in::<TicketError>(
+                        tx,
+                        login,
+                        &t,
+                        format!(
+                            "{handler} 在工单 {} 的内部备注中提到了您：{excerpt}",
+                            t.number
+                        ),
+                    )?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(t)
     }
 
     pub fn change_status(
@@ -284,6 +320,15 @@ impl Tickets {
                                 content: notify::robot_overdue(&cur, label, &clock.label(), &link),
                             },
                             &format!("ticket/{}", cur.number),
+                        )?;
+                        self.tell_assignee_in::<TicketError>(
+                            tx,
+                            &cur,
+                            format!(
+                                "您负责的工单 {} {label}即将或已经超时：{}。",
+                                cur.number,
+                                clock.label()
+                            ),
                         )?;
                         Ok(true)
                     })?;

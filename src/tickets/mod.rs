@@ -63,6 +63,7 @@ pub struct Tickets {
     by_status: Tree<(String, u64), ()>,
     counters: Tree<String, u64>,
     members: Tree<String, MemberInfo>,
+    contacts: Tree<String, String>,
     outbox: Outbox,
     settings: Arc<TicketSettings>,
     changes: broadcast::Sender<u64>,
@@ -114,6 +115,7 @@ impl Tickets {
             by_status: store.tree(&trees::TICKETS_BY_STATUS)?,
             counters: store.tree(&trees::COUNTERS)?,
             members: store.tree(&trees::MEMBERS)?,
+            contacts: store.tree(&trees::HANDLER_CONTACTS)?,
             outbox,
             settings: Arc::new(settings),
             changes: broadcast::channel(256).0,
@@ -130,6 +132,7 @@ impl Tickets {
             &self.by_customer,
             &self.by_status,
             &self.counters,
+            &self.contacts,
         ];
         v.extend(self.outbox.trees());
         v
@@ -325,6 +328,43 @@ impl Tickets {
         t.first_response_at = Some(now);
         t.first_response_ms = Some(now - t.created_at);
         t.first_response_business_ms = Some(self.business_ms(t.created_at, now));
+    }
+
+    /// Map console account `login` to its WeCom userid for notices (`None`: no notices).
+    pub fn set_handler_contact(&self, login: &str, userid: Option<&str>) -> store::Result<()> {
+        match userid {
+            Some(u) => self.contacts.insert(&login.to_owned(), &u.to_owned()),
+            None => self.contacts.remove(&login.to_owned()).map(drop),
+        }
+    }
+
+    /// Tell handler `login` (if they receive notices) `text` about `t`, in WeCom.
+    fn tell_handler_in<E>(
+        &self,
+        tx: &Tx<'_>,
+        login: &str,
+        t: &Ticket,
+        text: String,
+    ) -> Result<(), Abort<E>> {
+        let Some(userid) = tx.get(&self.contacts, &login.to_owned())? else {
+            return Ok(());
+        };
+        let link = self.link(&t.number);
+        self.outbox.stage(
+            tx,
+            &Destination::Member { userid },
+            Message::text(format!("{text}\n{link}")),
+            &format!("ticket/{}", t.number),
+        )?;
+        Ok(())
+    }
+
+    /// Tell the ticket's assignee (if any, and if they receive notices).
+    fn tell_assignee_in<E>(&self, tx: &Tx<'_>, t: &Ticket, text: String) -> Result<(), Abort<E>> {
+        match &t.assignee {
+            Some(a) => self.tell_handler_in(tx, a, t, text),
+            None => Ok(()),
+        }
     }
 
     // --- writes inside a caller's transaction ----------------------------------------------
@@ -617,6 +657,11 @@ impl Tickets {
         if was_waiting || answers_handler {
             self.notify_handlers_in(tx, &t, notify::robot_supplemented)?;
         }
+        self.tell_assignee_in(
+            tx,
+            &t,
+            format!("您负责的工单 {} 收到报告人的补充信息。", t.number),
+        )?;
         Ok(t)
     }
 
@@ -774,6 +819,19 @@ impl Tickets {
         if !solved {
             self.notify_handlers_in(tx, &t, notify::robot_reopened)?;
         }
+        let verdict = if solved {
+            "已解决"
+        } else {
+            "未解决（已重新打开）"
+        };
+        let stars = score
+            .map(|s| format!("，满意度 {s} 分"))
+            .unwrap_or_default();
+        self.tell_assignee_in(
+            tx,
+            &t,
+            format!("您负责的工单 {} 收到评价：{verdict}{stars}。", t.number),
+        )?;
         Ok(t)
     }
 }

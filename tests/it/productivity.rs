@@ -185,3 +185,168 @@ async fn merge_link_bulk_and_history() {
     let none = numbers(&get(&app, "/api/v1/tickets?status=all&customer=13800000000").await);
     assert!(none.is_empty());
 }
+
+/// A session's API caller: cookie and CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+async fn session(app: &TestApp, login: &str, password: &str) -> Session {
+    let cookie = super::common::console_session(app, login, password).await;
+    let me: Value = app
+        .http
+        .get(format!("{}/api/v1/me", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    Session {
+        cookie,
+        csrf: me["csrf"].as_str().expect("csrf").to_owned(),
+    }
+}
+
+async fn send(
+    app: &TestApp,
+    s: &Session,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let r = app
+        .http
+        .request(method, format!("{}{path}", app.base))
+        .header("cookie", &s.cookie)
+        .header("x-csrf-token", &s.csrf)
+        .json(&body)
+        .send()
+        .await
+        .expect("api");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_macros_and_the_assignees_wecom_notices() {
+    let app = app().await;
+    let sim = app.sim();
+    let h = session(&app, "handler", "handler-demo").await;
+    let post = reqwest::Method::POST;
+    // A template with an unknown variable is refused; a good one is kept.
+    let (s, v) = send(
+        &app,
+        &h,
+        post.clone(),
+        "/api/v1/templates",
+        json!({"name": "坏的", "body": "您好 {客户}"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("{客户}")));
+    let (s, v) = send(&app, &h, post.clone(), "/api/v1/templates", json!({"name": "要截图", "body": "{报告人}您好，请补充工单 {工单号}（{系统}）的报错截图。— {处理人}"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let template = v["id"].as_u64().expect("id");
+    // A handler may not add a shared one.
+    let (s, _) = send(
+        &app,
+        &h,
+        post.clone(),
+        "/api/v1/templates",
+        json!({"name": "共享", "body": "x", "shared": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = send(&app, &h, post.clone(), "/api/v1/macros", json!({
+        "name": "请补充截图", "steps": {"template": template, "status": "need_info", "reason": "请补充截图", "assign_me": true},
+    })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mac = v["id"].as_u64().expect("id");
+
+    // The handler's WeCom account: wangwu in the simulator, notices on.
+    let (s, v) = send(
+        &app,
+        &h,
+        reqwest::Method::PUT,
+        "/api/v1/me/prefs",
+        json!({"wecom_userid": "wangwu", "notify": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let number = file_ticket(&sim, "app:lisi", "lisi", "委托撤单失败，提示系统繁忙").await;
+    // The macro: reply with the template filled in, 待补充, assigned to the handler.
+    let (s, v) = send(
+        &app,
+        &h,
+        post.clone(),
+        &format!("/api/v1/tickets/{number}/macro"),
+        json!({"macro": mac.to_string()}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["ticket"]["status"], "need_info");
+    assert_eq!(v["ticket"]["assignee"], "handler");
+    sim.wait_text(
+        "app:lisi",
+        "lisi",
+        0,
+        &format!("请补充工单 {number}（交易）的报错截图。— handler"),
+    )
+    .await;
+
+    // The agent follows up: the assignee hears of it in WeCom.
+    sim.say("app:lisi", "lisi", "报错是“系统繁忙，请稍后再试”", "")
+        .await;
+    sim.wait_text(
+        "app:wangwu",
+        "wangwu",
+        0,
+        &format!("您负责的工单 {number} 收到报告人的补充信息"),
+    )
+    .await;
+    // An @mention in a note reaches the colleague (the admin, mapped to zhaoliu).
+    let a = session(&app, "admin", "admin-demo").await;
+    let (s, _) = send(
+        &app,
+        &a,
+        reqwest::Method::PUT,
+        "/api/v1/me/prefs",
+        json!({"wecom_userid": "zhaoliu", "notify": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = send(
+        &app,
+        &h,
+        post.clone(),
+        &format!("/api/v1/tickets/{number}/note"),
+        json!({"text": "@admin 请帮忙看下网关日志"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    sim.wait_text("app:zhaoliu", "zhaoliu", 0, "提到了您").await;
+    // Switched off: no more notices.
+    let (s, _) = send(
+        &app,
+        &h,
+        reqwest::Method::PUT,
+        "/api/v1/me/prefs",
+        json!({"wecom_userid": "wangwu", "notify": false}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let before = sim.messages("app:wangwu", 0).await.len();
+    sim.say(
+        "app:lisi",
+        "lisi",
+        "补充 再补充一句：上午十点开始的",
+        "补充说明",
+    )
+    .await;
+    app.settled(0).await;
+    assert_eq!(sim.messages("app:wangwu", 0).await.len(), before);
+}

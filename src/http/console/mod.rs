@@ -17,6 +17,7 @@ pub mod incidents;
 pub mod ops;
 pub mod pages;
 pub mod reports;
+pub mod tools;
 pub mod views;
 
 use std::time::Duration;
@@ -144,6 +145,34 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/admin/versions/rollback",
             post(editor::api_rollback),
+        )
+        .route("/console/tools", get(tools::page))
+        .route("/console/tools/{what}", post(tools::change))
+        .route("/console/tools/{what}/{id}/delete", post(tools::delete))
+        .route("/api/v1/me/prefs", axum::routing::put(tools::api_prefs))
+        .route(
+            "/api/v1/templates",
+            get(tools::api_list_templates).post(tools::api_add_template),
+        )
+        .route(
+            "/api/v1/macros",
+            get(tools::api_list_macros).post(tools::api_add_macro),
+        )
+        .route(
+            "/api/v1/views",
+            get(tools::api_list_views).post(tools::api_add_view),
+        )
+        .route(
+            "/api/v1/templates/{id}",
+            axum::routing::delete(tools::api_delete_template),
+        )
+        .route(
+            "/api/v1/macros/{id}",
+            axum::routing::delete(tools::api_delete_macro),
+        )
+        .route(
+            "/api/v1/views/{id}",
+            axum::routing::delete(tools::api_delete_view),
         )
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/tickets", get(api::tickets))

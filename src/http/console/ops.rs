@@ -34,6 +34,9 @@ pub struct ActionInput {
     pub into: String,
     /// `link` / `unlink`: the related ticket.
     pub ticket: String,
+    /// `macro`: the macro to apply.
+    #[serde(rename = "macro")]
+    pub macro_id: String,
 }
 
 /// Logins of every console user (for the assignee lists).
@@ -106,6 +109,7 @@ pub async fn act(
             (Op::Priority(p), "priority")
         }
         "publish" => return publish_ticket(state, number).await.map(|_| "published"),
+        "macro" => return apply_macro(state, caller, number, &input.macro_id).await,
         "merge" | "link" | "unlink" => {
             let other = if action == "merge" {
                 &input.into
@@ -149,6 +153,91 @@ pub async fn act(
             Op::Priority(p) => tickets.set_priority(&number, &me, p).map(drop),
         }?;
         Ok(code)
+    })
+    .await
+}
+
+/// Apply a macro: its steps in order (reply with its template filled in, status, assign to
+/// the caller, priority). Checked first against the ticket as it is, so a macro that cannot
+/// finish does nothing.
+async fn apply_macro(
+    state: &AppState,
+    caller: &Caller,
+    number: &str,
+    id: &str,
+) -> Result<&'static str, ConsoleError> {
+    let id: u64 = id
+        .trim()
+        .parse()
+        .map_err(|_| ConsoleError::BadInput("未知的宏".into()))?;
+    let m = state
+        .tools
+        .get_macro(id)?
+        .filter(|m| m.owner.as_deref().is_none_or(|o| o == caller.login))
+        .ok_or(ConsoleError::NotFound)?;
+    let t = state
+        .tickets
+        .by_number(number)?
+        .ok_or(ConsoleError::NotFound)?;
+    let status = match &m.steps.status {
+        Some(s) => {
+            Some(Status::parse(s).ok_or_else(|| ConsoleError::BadInput("宏里的状态无效".into()))?)
+        }
+        None => None,
+    };
+    if t.status == Status::Closed {
+        return Err(crate::tickets::TicketError::Closed.into());
+    }
+    if let Some(to) = status {
+        // A reply first moves a new ticket to 处理中.
+        let from = if m.steps.template.is_some() && t.status == Status::New {
+            Status::InProgress
+        } else {
+            t.status
+        };
+        if from != to && !from.can_become(to) {
+            return Err(crate::tickets::TicketError::IllegalTransition { from, to }.into());
+        }
+        if to == Status::Resolved && t.category.is_none() {
+            return Err(crate::tickets::TicketError::CategoryRequired.into());
+        }
+    }
+    let reply = match m.steps.template {
+        Some(tid) => {
+            let tpl = state.tools.template(tid)?.ok_or(ConsoleError::NotFound)?;
+            Some(crate::accounts::tools::fill(
+                &tpl.body,
+                &t.reporter_label(),
+                &t.number,
+                &t.system,
+                &caller.login,
+            ))
+        }
+        None => None,
+    };
+    let (tickets, number, me) = (
+        state.tickets.clone(),
+        number.to_owned(),
+        caller.login.clone(),
+    );
+    let steps = m.steps.clone();
+    blocking(move || {
+        if let Some(text) = reply {
+            tickets.reply(&number, &me, &text)?;
+        }
+        if let Some(to) = status {
+            let cur = tickets.by_number(&number)?.ok_or(ConsoleError::NotFound)?;
+            if cur.status != to {
+                tickets.change_status(&number, &me, to, &steps.reason)?;
+            }
+        }
+        if steps.assign_me {
+            tickets.assign(&number, &me, Some(&me))?;
+        }
+        if let Some(p) = steps.priority.as_deref().and_then(Priority::parse) {
+            tickets.set_priority(&number, &me, p)?;
+        }
+        Ok("macro")
     })
     .await
 }
@@ -296,6 +385,7 @@ pub fn confirmation(code: &str) -> Option<&'static str> {
         "draft_published" => "知识库条目已发布",
         "incident_linked" => "工单已关联到事件，报告人会收到事件进展",
         "merged" => "已合并，报告人已收到通知",
+        "macro" => "宏已执行",
         "linked" => "已关联",
         "unlinked" => "已取消关联",
         "incident_unlinked" => "已取消关联事件",

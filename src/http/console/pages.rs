@@ -298,7 +298,19 @@ pub async fn queue(
     PageUser(c): PageUser,
     Query(filters): Query<Filters>,
     Query(fq): Query<FlashQuery>,
-) -> Result<Html<String>, ConsoleError> {
+    uri: axum::http::Uri,
+) -> Result<Response, ConsoleError> {
+    let prefs = state.tools.prefs(&c.login)?;
+    let views = state.tools.views(&c.login)?;
+    // The personal default view, when the queue is opened without filters.
+    if uri.query().is_none_or(str::is_empty)
+        && let Some(v) = prefs
+            .default_view
+            .and_then(|id| views.iter().find(|v| v.id == id))
+        && !v.query.is_empty()
+    {
+        return Ok(Redirect::to(&format!("/console/?{}", v.query)).into_response());
+    }
     let mut filters = filters.normalized();
     filters.utc_offset_secs = state.cfg.utc_offset().local_minus_utc();
     let d = queue_data(&state, &c, &filters).await?;
@@ -314,7 +326,23 @@ pub async fn queue(
         &d.clock,
     );
     only_active_incidents(&mut page.rows, &d.active_incidents);
-    render(page)
+    mark_updated(&mut page.rows, &prefs);
+    page.views = views
+        .into_iter()
+        .map(|v| (v.name, v.query, v.owner.is_none()))
+        .collect();
+    Ok(render(page)?.into_response())
+}
+
+/// "有更新": rows changed since the viewer last opened them (tickets never opened by them
+/// are not marked: everything would be).
+fn mark_updated(rows: &mut [views::RowView], prefs: &crate::accounts::tools::Prefs) {
+    for r in rows {
+        r.updated = prefs
+            .seen
+            .iter()
+            .any(|(id, at)| *id == r.id && r.updated_at > *at);
+    }
 }
 
 pub async fn queue_rows(
@@ -327,6 +355,7 @@ pub async fn queue_rows(
     let d = queue_data(&state, &c, &filters).await?;
     let mut rows = views::queue_rows(&d.counts, &d.page, &filters, &d.clock);
     only_active_incidents(&mut rows.rows, &d.active_incidents);
+    mark_updated(&mut rows.rows, &state.tools.prefs(&c.login)?);
     render(rows)
 }
 
@@ -392,14 +421,38 @@ fn ticket_page(
         &clock(state),
     );
     page.incidents = super::incidents::active_options(state)?;
-    let c = clock(state);
+    page.templates = state
+        .tools
+        .templates(&c.login)?
+        .into_iter()
+        .map(|tpl| {
+            let body = crate::accounts::tools::fill(
+                &tpl.body,
+                &t.reporter_label(),
+                &t.number,
+                &t.system,
+                &c.login,
+            );
+            (tpl.name, body)
+        })
+        .collect();
+    page.macros = state
+        .tools
+        .macros(&c.login)?
+        .into_iter()
+        .map(|m| (m.id, m.name))
+        .collect();
+    state
+        .tools
+        .seen(&c.login, t.id, crate::util::unix_millis())?;
+    let ck = clock(state);
     page.by_reporter = state
         .tickets
         .of_reporter(&t.reporter)?
         .iter()
         .filter(|o| o.id != t.id)
         .take(10)
-        .map(|o| views::history_row(o, &c))
+        .map(|o| views::history_row(o, &ck))
         .collect();
     page.by_customer = state
         .tickets
@@ -407,7 +460,7 @@ fn ticket_page(
         .iter()
         .filter(|o| o.id != t.id)
         .take(10)
-        .map(|o| views::history_row(o, &c))
+        .map(|o| views::history_row(o, &ck))
         .collect();
     // A group is shown by its configured name (WeCom's callbacks carry the id only).
     if t.chat_type == crate::wecom::ChatType::Group

@@ -114,6 +114,10 @@ pub struct RowView {
     pub agent_wrote: bool,
     /// The open incident the ticket belongs to (the page handler clears resolved ones).
     pub incident: String,
+    /// Changed since the viewer last opened it (set by the page handler).
+    pub updated: bool,
+    pub updated_at: i64,
+    pub id: u64,
 }
 
 fn sla_label(s: &SlaState, t: &Ticket) -> String {
@@ -146,6 +150,9 @@ pub fn row(t: &Ticket, s: &SlaState, clock: &Clock) -> RowView {
             && t.agent_follow_up_at
                 .is_some_and(|a| t.handler_contact_at.is_none_or(|h| a > h)),
         incident: t.incident.clone().unwrap_or_default(),
+        updated: false,
+        updated_at: t.updated_at,
+        id: t.id,
     }
 }
 
@@ -162,6 +169,8 @@ pub struct LoginPage {
 #[derive(Template)]
 #[template(path = "queue.html", config = "src/http/console/askama.toml")]
 pub struct QueuePage {
+    /// Saved views: (name, query string, shared).
+    pub views: Vec<(String, String, bool)>,
     pub pager: PagerView,
     pub user: UserView,
     pub csrf: String,
@@ -246,6 +255,7 @@ pub fn queue_page(
     let mut status_opts: Vec<(&str, &str)> = vec![("open", "未完成"), ("all", "全部")];
     status_opts.extend(Status::ALL.iter().map(|s| (s.key(), s.label())));
     QueuePage {
+        views: Vec::new(),
         status_options: options(status_opts, &filters.status),
         systems: options(systems.iter().map(|s| (*s, *s)), &filters.system),
         categories: options(
@@ -336,6 +346,9 @@ pub struct TicketPage {
     /// The reporter's other tickets, and the same customer's (filled by the page handler).
     pub by_reporter: Vec<HistoryRow>,
     pub by_customer: Vec<HistoryRow>,
+    /// Reply templates (name, text with the variables filled in) and macros (id, name).
+    pub templates: Vec<(String, String)>,
+    pub macros: Vec<(u64, String)>,
 }
 
 /// Another ticket in a ticket page's history panels.
@@ -631,6 +644,8 @@ pub fn ticket_page(
         incidents: Vec::new(),
         by_reporter: Vec::new(),
         by_customer: Vec::new(),
+        templates: Vec::new(),
+        macros: Vec::new(),
     }
 }
 

@@ -177,6 +177,137 @@
     });
   }
 
+  // --- Keyboard --------------------------------------------------------------------------
+  const typing = (el) => el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  const rows = () => [...document.querySelectorAll("#queue-body tr[data-number]")];
+  let current = -1;
+  const focusRow = (i) => {
+    const all = rows();
+    if (!all.length) return;
+    current = Math.max(0, Math.min(i, all.length - 1));
+    all.forEach((r, k) => r.classList.toggle("focused", k === current));
+    all[current].scrollIntoView({ block: "nearest" });
+  };
+  const keys = $("#keys");
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && keys && !keys.hidden) { keys.hidden = true; return; }
+    if (e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) return;
+    const act = {
+      "?": () => { if (keys) keys.hidden = !keys.hidden; },
+      "/": () => { const q = $('input[name="q"]') || $("#faq-q"); if (q) q.focus(); },
+      j: () => focusRow(current + 1),
+      k: () => focusRow(current - 1),
+      Enter: () => { const r = rows()[current]; if (r) location.href = "/console/tickets/" + encodeURIComponent(r.dataset.number); },
+      r: () => { const t = $("#reply-text"); if (t) { t.form.dataset.mode = "reply"; t.focus(); } },
+      n: () => {
+        const t = $("#reply-text");
+        if (!t) return;
+        t.form.dataset.mode = "note";
+        t.placeholder = "内部备注（不会推送），Ctrl+Enter 保存";
+        t.focus();
+      },
+      a: () => { const b = $('button[formaction$="/claim"]'); if (b && !b.disabled) b.click(); },
+      s: () => { const sel = $('select[name="status"]'); if (sel) sel.focus(); },
+    }[e.key];
+    if (act) { e.preventDefault(); act(); }
+  });
+  // After "n", Ctrl+Enter and the send button save a note instead of a reply.
+  const replyForm = $("form.reply");
+  if (replyForm && replyForm.action.includes("/console/tickets/")) {
+    replyForm.addEventListener("submit", (e) => {
+      if (replyForm.dataset.mode === "note" && !e.submitter) {
+        replyForm.action = replyForm.action.replace(/\/reply$/, "/note");
+      }
+    });
+  }
+
+  // --- Templates: "/" in the reply box lists them; a click inserts one ----------------------
+  const tplList = $("#tpl-list"), replyBox = $("#reply-text");
+  if (tplList && replyBox) {
+    const items = [...tplList.querySelectorAll("button[data-body]")];
+    const filter = () => {
+      const v = replyBox.value;
+      const m = v.match(/^\/(\S*)$/);
+      if (!m || !items.length) { tplList.hidden = true; return; }
+      let shown = 0;
+      for (const b of items) {
+        const ok = b.textContent.includes(m[1]);
+        b.parentElement.hidden = !ok;
+        if (ok) shown++;
+      }
+      tplList.hidden = shown === 0;
+    };
+    replyBox.addEventListener("input", filter);
+    tplList.addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-body]");
+      if (!b) return;
+      replyBox.value = b.dataset.body;
+      tplList.hidden = true;
+      replyBox.focus();
+    });
+  }
+  // "保存视图" saves the queue's current filters.
+  const viewQuery = $("#save-view-query");
+  if (viewQuery) viewQuery.value = location.search.replace(/^\?/, "");
+
+  // --- Bulk actions in the queue -----------------------------------------------------------
+  const bulk = $("#bulk");
+  if (bulk) {
+    const picked = new Set();
+    let last = null;
+    const show = () => {
+      bulk.hidden = picked.size === 0;
+      $("#bulk-count").textContent = "已选 " + picked.size + " 个";
+      const action = $("#bulk-action").value;
+      bulk.querySelectorAll("[data-for]").forEach((el) => { el.hidden = el.dataset.for !== action; });
+    };
+    $("#bulk-action").addEventListener("change", show);
+    document.addEventListener("click", (e) => {
+      const box = e.target.closest && e.target.closest("input.pick");
+      if (box) {
+        const all = [...document.querySelectorAll("input.pick")];
+        if (e.shiftKey && last) {
+          const [a, b] = [all.indexOf(last), all.indexOf(box)].sort((x, y) => x - y);
+          all.slice(a, b + 1).forEach((c) => { c.checked = box.checked; });
+        }
+        last = box;
+        all.forEach((c) => { if (c.checked) picked.add(c.value); else picked.delete(c.value); });
+        show();
+      }
+      if (e.target.id === "pick-page") {
+        document.querySelectorAll("input.pick").forEach((c) => { c.checked = e.target.checked; if (c.checked) picked.add(c.value); else picked.delete(c.value); });
+        show();
+      }
+    });
+    $("#pick-all").addEventListener("click", async () => {
+      const q = new URLSearchParams(location.search);
+      q.delete("page"); q.delete("per_page");
+      const r = await fetch("/api/v1/tickets?" + q.toString(), { credentials: "same-origin" });
+      if (!r.ok) return;
+      for (const t of (await r.json()).tickets) picked.add(t.number);
+      document.querySelectorAll("input.pick").forEach((c) => { c.checked = picked.has(c.value); });
+      show();
+    });
+    $("#bulk-go").addEventListener("click", async () => {
+      const action = $("#bulk-action").value;
+      const body = { numbers: [...picked], action };
+      if (action === "assign") body.assignee = $("#bulk-assignee").value;
+      if (action === "status") { body.status = $("#bulk-status").value; body.reason = $("#bulk-reason").value; }
+      if (action === "category") body.category = $("#bulk-category").value;
+      if (action === "priority") body.priority = $("#bulk-priority").value;
+      if (action === "merge") body.into = $("#bulk-into").value.trim();
+      const r = await postJson("/api/v1/tickets/bulk", body);
+      if (!r.ok) { $("#bulk-result").textContent = r.body.message || "失败"; return; }
+      const failed = r.body.results.filter((x) => !x.ok);
+      $("#bulk-result").textContent = "成功 " + r.body.ok + " 个" + (failed.length ? "；未完成：" + failed.map((x) => x.number + "（" + x.message + "）").join("、") : "");
+      picked.clear();
+      document.querySelectorAll("input.pick").forEach((c) => { c.checked = false; });
+      refresh("/console/queue/rows" + location.search, $("#queue-live"));
+      bulk.hidden = false;
+    });
+    show();
+  }
+
   // SLA countdowns and ages move with time, not only with events: refresh them every minute.
   if (queue) setInterval(() => refresh("/console/queue/rows" + location.search, $("#queue-live")), 60000);
   if (ticket) setInterval(() => refresh("/console/tickets/" + encodeURIComponent(ticket.dataset.number) + "/live", $("#ticket-live")), 60000);
