@@ -99,9 +99,7 @@ pub fn unknown_variable(body: &str) -> Option<String> {
     let mut rest = body;
     while let Some(start) = rest.find('{') {
         let after = &rest[start..];
-        let Some(end) = after.find('}') else {
-            return None;
-        };
+        let end = after.find('}')?;
         let var = &after[..=end];
         if !VARIABLES.contains(&var) {
             return Some(var.to_owned());
