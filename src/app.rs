@@ -274,6 +274,7 @@ pub async fn serve_with(
         audit: services.audit.clone(),
         editor: services.editor.clone(),
         tools: services.tools.clone(),
+        presence: Default::default(),
         accounts: services.accounts.clone(),
         kb: services.kb.clone(),
         scripts: services.scripts.clone(),

@@ -145,6 +145,9 @@ pub enum ConsoleError {
     Ticket(TicketError),
     #[error("{0}")]
     Incident(IncidentError),
+    /// Someone else replied or changed the status since the page was loaded.
+    #[error("在你打开页面之后，{0}。确认仍要发送，请再点一次发送。")]
+    Newer(String),
     #[error("服务器内部错误，请稍后重试")]
     Internal(Cause),
 }
@@ -293,6 +296,7 @@ impl ConsoleError {
                 (StatusCode::CONFLICT, "merge_target_closed")
             }
             ConsoleError::Ticket(TicketError::NotFound) => (StatusCode::NOT_FOUND, "not_found"),
+            ConsoleError::Newer(_) => (StatusCode::CONFLICT, "newer_activity"),
             ConsoleError::Incident(e) => match e {
                 IncidentError::Illegal(..) => (StatusCode::CONFLICT, "illegal_transition"),
                 IncidentError::LinkedElsewhere(..) => (StatusCode::CONFLICT, "linked_elsewhere"),

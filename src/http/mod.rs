@@ -52,6 +52,8 @@ pub struct AppState {
     pub audit: crate::dashboard::export::Audit,
     pub editor: crate::editor::Editor,
     pub tools: crate::accounts::tools::Tools,
+    /// Who has which ticket open (collision warnings), in memory.
+    pub presence: console::presence::Presence,
     pub accounts: Arc<Accounts>,
     pub kb: Arc<Kb>,
     pub scripts: Arc<crate::script::Scripts>,

@@ -350,3 +350,88 @@ async fn templates_macros_and_the_assignees_wecom_notices() {
     app.settled(0).await;
     assert_eq!(sim.messages("app:wangwu", 0).await.len(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_over_a_newer_one_asks_for_confirmation_and_viewers_see_each_other() {
+    let app = app().await;
+    let sim = app.sim();
+    let number = file_ticket(&sim, "app:lisi", "lisi", "资金账户余额显示不对").await;
+    let h = session(&app, "handler", "handler-demo").await;
+    let a = session(&app, "admin", "admin-demo").await;
+    let t = app
+        .tickets()
+        .by_number(&number)
+        .expect("read")
+        .expect("there");
+    let seen = app
+        .tickets()
+        .events(t.id)
+        .expect("events")
+        .iter()
+        .map(|e| e.seq)
+        .max()
+        .expect("some");
+    let post = reqwest::Method::POST;
+    // Both open the ticket; the admin is typing.
+    let (_, v) = send(
+        &app,
+        &h,
+        post.clone(),
+        &format!("/console/tickets/{number}/presence"),
+        json!({"typing": false}),
+    )
+    .await;
+    assert_eq!(v["others"], json!([]));
+    let (_, v) = send(
+        &app,
+        &a,
+        post.clone(),
+        &format!("/console/tickets/{number}/presence"),
+        json!({"typing": true}),
+    )
+    .await;
+    assert_eq!(v["others"], json!([{"login": "handler", "typing": false}]));
+    let (_, v) = send(
+        &app,
+        &h,
+        post.clone(),
+        &format!("/console/tickets/{number}/presence"),
+        json!({"typing": false}),
+    )
+    .await;
+    assert_eq!(v["others"], json!([{"login": "admin", "typing": true}]));
+    // The admin replies first; the handler's reply from the older page is held back.
+    let (s, _) = send(
+        &app,
+        &a,
+        post.clone(),
+        &format!("/api/v1/tickets/{number}/reply"),
+        json!({"text": "我们正在核对"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = send(
+        &app,
+        &h,
+        post.clone(),
+        &format!("/api/v1/tickets/{number}/reply"),
+        json!({"text": "请稍等", "seen": seen.to_string()}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("admin 回复了报告人")),
+        "{v}"
+    );
+    let (s, _) = send(
+        &app,
+        &h,
+        post.clone(),
+        &format!("/api/v1/tickets/{number}/reply"),
+        json!({"text": "请稍等", "seen": seen.to_string(), "confirm": "1"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+}

@@ -16,6 +16,7 @@ pub mod incidents;
 
 pub mod ops;
 pub mod pages;
+pub mod presence;
 pub mod reports;
 pub mod tools;
 pub mod views;
@@ -61,6 +62,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/events", get(pages::events))
         .route("/console/tickets/{number}", get(pages::ticket))
         .route("/console/tickets/{number}/live", get(pages::ticket_live))
+        .route("/console/tickets/{number}/presence", post(presence::report))
         .route("/console/tickets/{number}/{action}", post(pages::act))
         .route("/console/outbox/{id}/retry", post(pages::retry))
         .route("/console/media/{hash}", get(pages::media))

@@ -37,6 +37,10 @@ pub struct ActionInput {
     /// `macro`: the macro to apply.
     #[serde(rename = "macro")]
     pub macro_id: String,
+    /// `reply`: the last event seq the handler saw; a newer reply or status change by
+    /// someone else asks for `confirm` first.
+    pub seen: String,
+    pub confirm: String,
 }
 
 /// Logins of every console user (for the assignee lists).
@@ -82,6 +86,9 @@ pub async fn act(
     input: ActionInput,
 ) -> Result<&'static str, ConsoleError> {
     let bad = |m: &str| ConsoleError::BadInput(m.into());
+    if action == "reply" && input.confirm.is_empty() {
+        check_newer(state, caller, number, &input.seen).await?;
+    }
     let (op, code) = match action {
         "reply" => (Op::Reply(input.text), "replied"),
         "note" => (Op::Note(input.text), "noted"),
@@ -155,6 +162,43 @@ pub async fn act(
         Ok(code)
     })
     .await
+}
+
+/// Refuse a reply when someone else replied or changed the status after event `seen`.
+async fn check_newer(
+    state: &AppState,
+    caller: &Caller,
+    number: &str,
+    seen: &str,
+) -> Result<(), ConsoleError> {
+    let Ok(seen) = seen.trim().parse::<u64>() else {
+        return Ok(()); // the API without `seen`: no check
+    };
+    let t = state
+        .tickets
+        .by_number(number)?
+        .ok_or(ConsoleError::NotFound)?;
+    let newer: Vec<String> = state
+        .tickets
+        .events(t.id)?
+        .into_iter()
+        .filter(|e| e.seq > seen)
+        .filter(|e| !matches!(&e.actor, crate::tickets::Actor::Handler(h) if *h == caller.login))
+        .filter_map(|e| match (&e.actor, &e.kind) {
+            (crate::tickets::Actor::Handler(h), EventKind::Reply { .. }) => {
+                Some(format!("{h} 回复了报告人"))
+            }
+            (actor, EventKind::Status { to, .. }) => {
+                Some(format!("{} 把状态改为“{}”", actor.label(), to.label()))
+            }
+            _ => None,
+        })
+        .collect();
+    if newer.is_empty() {
+        Ok(())
+    } else {
+        Err(ConsoleError::Newer(newer.join("；")))
+    }
 }
 
 /// Apply a macro: its steps in order (reply with its template filled in, status, assign to

@@ -516,7 +516,8 @@ pub async fn act(
             Ok(Redirect::to(&format!("/console/tickets/{number}?msg={code}")).into_response())
         }
         // Refused: the page again, the reason on it, and what was typed still there.
-        Err(e @ (ConsoleError::Ticket(_) | ConsoleError::BadInput(_))) => {
+        Err(e @ (ConsoleError::Ticket(_) | ConsoleError::BadInput(_) | ConsoleError::Newer(_))) => {
+            let newer = matches!(e, ConsoleError::Newer(_));
             let (status, _) = e.status_and_code();
             let mut page = ticket_page(
                 &state,
@@ -529,6 +530,7 @@ pub async fn act(
             )?;
             page.typed_text = typed_text;
             page.typed_reason = typed_reason;
+            page.confirm = newer;
             Ok((status, render(page)?).into_response())
         }
         Err(e) => Err(e),

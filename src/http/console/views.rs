@@ -349,6 +349,10 @@ pub struct TicketPage {
     /// Reply templates (name, text with the variables filled in) and macros (id, name).
     pub templates: Vec<(String, String)>,
     pub macros: Vec<(u64, String)>,
+    /// The last event when the page was made (collision check), and whether the next send
+    /// is the confirmation of one.
+    pub last_seq: u64,
+    pub confirm: bool,
 }
 
 /// Another ticket in a ticket page's history panels.
@@ -646,6 +650,8 @@ pub fn ticket_page(
         by_customer: Vec::new(),
         templates: Vec::new(),
         macros: Vec::new(),
+        last_seq: events.iter().map(|e| e.seq).max().unwrap_or(0),
+        confirm: false,
     }
 }
 

@@ -250,6 +250,24 @@
   const viewQuery = $("#save-view-query");
   if (viewQuery) viewQuery.value = location.search.replace(/^\?/, "");
 
+  // --- Collision warnings: who else has this ticket open, who is typing --------------------
+  const presenceEl = $("#presence");
+  if (presenceEl && ticket) {
+    let typedAt = 0;
+    if (replyBox) replyBox.addEventListener("input", () => { typedAt = Date.now(); });
+    const beat = async () => {
+      const typing = !!replyBox && replyBox.value.trim() !== "" && Date.now() - typedAt < 10000;
+      const r = await postJson("/console/tickets/" + encodeURIComponent(ticket.dataset.number) + "/presence", { typing });
+      if (!r.ok) return;
+      presenceEl.textContent = r.body.others
+        .map((o) => o.login + (o.typing ? " 正在输入回复…" : " 也在查看此工单"))
+        .join("；");
+      presenceEl.classList.toggle("active", r.body.others.length > 0);
+    };
+    beat();
+    setInterval(beat, 5000);
+  }
+
   // --- Bulk actions in the queue -----------------------------------------------------------
   const bulk = $("#bulk");
   if (bulk) {
