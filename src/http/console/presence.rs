@@ -19,10 +19,13 @@ use crate::http::error::ConsoleError;
 /// A viewer not heard from for this long has left.
 const GONE: Duration = Duration::from_secs(20);
 
+/// Login → (last report, typing).
+type Viewers = HashMap<String, (Instant, bool)>;
+
 #[derive(Clone, Default)]
 pub struct Presence {
-    /// Ticket number → login → (last report, typing).
-    inner: Arc<Mutex<HashMap<String, HashMap<String, (Instant, bool)>>>>,
+    /// Ticket number → its viewers.
+    inner: Arc<Mutex<HashMap<String, Viewers>>>,
 }
 
 impl std::fmt::Debug for Presence {
