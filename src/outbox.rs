@@ -512,7 +512,7 @@ impl Deliverer {
                 Duration::from_millis((now_ms - first).max(0) as u64) + DEDUPE_MARGIN
             });
             let dedupe = dedupe.filter(|window| lanes.may_dedupe(job, *window, now));
-            deliver(client, job, dedupe)
+            deliver(client, self.outbox.store.media(), job, dedupe)
         }))
         .await;
         let sent_at = Instant::now();
@@ -559,14 +559,57 @@ impl Deliverer {
     }
 }
 
+/// The content type of an image by its first bytes (PNG when unsure).
+fn image_type(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        "image/jpeg"
+    } else if bytes.starts_with(b"GIF8") {
+        "image/gif"
+    } else {
+        "image/png"
+    }
+}
+
 /// Send one job, asking WeCom to drop it as a duplicate of anything identical within
 /// `dedupe`; returns the card response_code when WeCom gives one.
 async fn deliver(
     client: &Client,
+    media: &crate::store::media::MediaStore,
     job: &Job,
     dedupe: Option<Duration>,
 ) -> Result<String, ClientError> {
     let msg = &job.msg;
+    // Images and files: upload from the media store, then send by media_id (to the member
+    // through the app; a bot reply URL takes no uploaded media).
+    if let Message::Image { media: hash } | Message::File { media: hash, .. } = msg {
+        let userid = match &job.dest {
+            Destination::Member { userid }
+            | Destination::BotResponse {
+                fallback_userid: userid,
+                ..
+            } => userid,
+            _ => return Err(ClientError::Unsupported("media go to a member")),
+        };
+        let bytes = media
+            .get(hash)
+            .map_err(|e| ClientError::Network(e.to_string()))?
+            .ok_or_else(|| ClientError::MissingMedia(hash.clone()))?;
+        let (kind, name, content_type) = match msg {
+            Message::File { name, .. } => ("file", name.clone(), "application/octet-stream"),
+            _ => (
+                "image",
+                format!("{}.png", &hash[..12.min(hash.len())]),
+                image_type(&bytes),
+            ),
+        };
+        let media_id = client
+            .media_upload(kind, &name, content_type, bytes)
+            .await?;
+        return client
+            .send_media(userid, kind, &media_id, dedupe)
+            .await
+            .map(|s| s.response_code);
+    }
     match &job.dest {
         Destination::Member { userid } => client
             .send_message(userid, msg, dedupe)

@@ -99,6 +99,22 @@ pub(super) async fn message_send(
             let (t, cut) = truncate_bytes(content, APP_TEXT_LIMIT);
             (msgtype, t, cut, None)
         }
+        "image" | "file" => {
+            let id = req
+                .pointer(&format!("/{msgtype}/media_id"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if !sim.lock().media.contains_key(&id) {
+                return fail(40007, "invalid media_id");
+            }
+            let label = if msgtype == "image" {
+                "[图片]"
+            } else {
+                "[文件]"
+            };
+            (msgtype, format!("{label} {id}"), false, None)
+        }
         "textcard" => {
             let c = req.get("textcard").cloned().unwrap_or(Value::Null);
             let title = c.get("title").and_then(Value::as_str).unwrap_or_default();
@@ -204,6 +220,11 @@ pub(super) async fn message_send(
         m.card = card.clone();
         m.dropped = dropped;
         m.response_code = response_code.clone();
+        if kind == "image"
+            && let Some(id) = text.split_whitespace().nth(1)
+        {
+            m.images = vec![format!("{}/media/view/{id}", sim.settings.public_base)];
+        }
         sim.push_message(m);
     }
     sim.record_call(EP, 0, req.clone(), dropped_any);

@@ -38,7 +38,23 @@ impl Tickets {
     ) -> Result<(Ticket, Vec<u64>), TicketError> {
         let id = self.id_of(number)?;
         let now = crate::util::unix_millis();
-        self.run(id, |tx| self.reply_in(tx, id, handler, text, now))
+        self.run(id, |tx| self.reply_in(tx, id, handler, text, &[], now))
+    }
+
+    /// A reply with images and files (stored in the media store already), sent after the
+    /// text.
+    pub fn reply_with(
+        &self,
+        number: &str,
+        handler: &str,
+        text: &str,
+        attachments: &[super::Attachment],
+    ) -> Result<(Ticket, Vec<u64>), TicketError> {
+        let id = self.id_of(number)?;
+        let now = crate::util::unix_millis();
+        self.run(id, |tx| {
+            self.reply_in(tx, id, handler, text, attachments, now)
+        })
     }
 
     /// An internal note (never pushed to the agent; allowed on closed tickets). Each

@@ -34,7 +34,8 @@ use crate::store::{self, Abort, AnyTree, Store, Tree, Tx, abort};
 use crate::wecom::outbound::{Destination, Message};
 
 pub use model::{
-    Actor, EventKind, MemberInfo, NewTicket, Rating, Ticket, TicketError, TicketEvent, member_label,
+    Actor, Attachment, EventKind, MemberInfo, NewTicket, Rating, Ticket, TicketError, TicketEvent,
+    member_label,
 };
 pub use state::{Category, Priority, Status};
 
@@ -550,12 +551,14 @@ impl Tickets {
     }
 
     /// A handler's reply: event, push to the agent. A reply to a 待处理 ticket starts it.
+    #[allow(clippy::too_many_arguments)]
     pub fn reply_in<E: From<TicketError>>(
         &self,
         tx: &Tx<'_>,
         id: u64,
         handler: &str,
         text: &str,
+        attachments: &[Attachment],
         now: i64,
     ) -> Result<(Ticket, Vec<u64>), Abort<E>> {
         let text = validate_text(text).map_err(|e| abort(E::from(e)))?;
@@ -575,12 +578,26 @@ impl Tickets {
         t.handler_contact_at = Some(now);
         t.human_requested_at = None;
         self.put_in(tx, Some(t.status), &t)?;
-        let jobs = self.outbox.stage(
+        let origin = format!("ticket/{}", t.number);
+        let mut jobs = self.outbox.stage(
             tx,
             &Self::to_member(&t),
             Message::text(notify::handler_reply(&t, &text)),
-            &format!("ticket/{}", t.number),
+            &origin,
         )?;
+        for a in attachments {
+            let msg = if a.image {
+                Message::Image {
+                    media: a.media.clone(),
+                }
+            } else {
+                Message::File {
+                    media: a.media.clone(),
+                    name: a.name.clone(),
+                }
+            };
+            jobs.extend(self.outbox.stage(tx, &Self::to_member(&t), msg, &origin)?);
+        }
         self.event_in(
             tx,
             id,
@@ -589,6 +606,7 @@ impl Tickets {
             EventKind::Reply {
                 text,
                 jobs: jobs.clone(),
+                attachments: attachments.to_vec(),
             },
         )?;
         Ok((t, jobs))

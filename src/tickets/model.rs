@@ -201,10 +201,13 @@ pub enum EventKind {
         #[serde(default)]
         images: Vec<String>,
     },
-    /// A handler's reply, pushed to the agent by these outbox jobs.
+    /// A handler's reply, pushed to the agent by these outbox jobs (text first, then the
+    /// attachments).
     Reply {
         text: String,
         jobs: Vec<u64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Attachment>,
     },
     /// Internal note, never pushed.
     Note {
@@ -252,6 +255,15 @@ pub enum EventKind {
     Unlinked {
         ticket: String,
     },
+}
+
+/// An image or file a handler attached to a reply (its bytes in the media store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// sha256 of the bytes.
+    pub media: String,
+    pub name: String,
+    pub image: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,6 +37,11 @@ pub enum ClientError {
     Decode(String),
     #[error("download exceeds {0} bytes")]
     TooLarge(usize),
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+    /// A media message whose bytes are not in the media store (never retried).
+    #[error("media {0} is not in the media store")]
+    MissingMedia(String),
 }
 
 impl ClientError {
@@ -49,7 +54,10 @@ impl ClientError {
             ),
             ClientError::Status(s) => *s == 429 || *s >= 500,
             ClientError::Network(_) => true,
-            ClientError::Decode(_) | ClientError::TooLarge(_) => false,
+            ClientError::Decode(_)
+            | ClientError::TooLarge(_)
+            | ClientError::Unsupported(_)
+            | ClientError::MissingMedia(_) => false,
         }
     }
 
@@ -307,6 +315,87 @@ impl Client {
                 obj.insert("msgtype".into(), "template_card".into());
                 obj.insert("template_card".into(), card.clone());
             }
+            Message::Image { .. } | Message::File { .. } => {
+                return Err(ClientError::Unsupported(
+                    "media messages go through send_media",
+                ));
+            }
+        }
+        let v = self.post_api("message/send", &body).await?;
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Ok(Sent {
+            msgid: s("msgid"),
+            response_code: s("response_code"),
+            invalid_users: s("invaliduser"),
+        })
+    }
+
+    /// `media/upload`: upload `bytes` as `kind` (`image` or `file`); returns the media_id
+    /// (valid three days).
+    pub async fn media_upload(
+        &self,
+        kind: &str,
+        filename: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, ClientError> {
+        let mut retried = false;
+        loop {
+            let token = self.access_token().await?;
+            let part = reqwest::multipart::Part::bytes(bytes.clone())
+                .file_name(filename.to_owned())
+                .mime_str(content_type)
+                .map_err(ClientError::from_reqwest)?;
+            let form = reqwest::multipart::Form::new().part("media", part);
+            let resp = self
+                .http
+                .post(self.url("media/upload"))
+                .query(&[("access_token", token.as_str()), ("type", kind)])
+                .multipart(form)
+                .send()
+                .await
+                .map_err(ClientError::from_reqwest)?;
+            match envelope(resp).await {
+                Err(ClientError::Api { code, .. }) if is_token_error(code) && !retried => {
+                    self.invalidate(&token);
+                    retried = true;
+                }
+                Err(e) => return Err(e),
+                Ok(v) => {
+                    return v
+                        .get("media_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .ok_or(ClientError::Unsupported(
+                            "media/upload answered no media_id",
+                        ));
+                }
+            }
+        }
+    }
+
+    /// `message/send` of an uploaded image or file.
+    pub async fn send_media(
+        &self,
+        touser: &str,
+        kind: &str,
+        media_id: &str,
+        dedupe: Option<Duration>,
+    ) -> Result<Sent, ClientError> {
+        let mut body = json!({
+            "touser": touser,
+            "agentid": self.cfg.agent_id,
+            "msgtype": kind,
+            kind: { "media_id": media_id },
+        });
+        if let Some(interval) = dedupe {
+            body["enable_duplicate_check"] = 1.into();
+            body["duplicate_check_interval"] = interval.as_secs().clamp(1, 4 * 3600).into();
         }
         let v = self.post_api("message/send", &body).await?;
         let s = |k: &str| {
@@ -382,6 +471,11 @@ impl Client {
             Message::TemplateCard { card } => {
                 json!({ "msgtype": "template_card", "template_card": card })
             }
+            Message::Image { .. } | Message::File { .. } => {
+                return Err(ClientError::Unsupported(
+                    "the group robot takes no uploaded media",
+                ));
+            }
         };
         let resp = self
             .http
@@ -407,6 +501,11 @@ impl Client {
             }
             Message::TemplateCard { card } => {
                 json!({ "msgtype": "template_card", "template_card": card })
+            }
+            Message::Image { .. } | Message::File { .. } => {
+                return Err(ClientError::Unsupported(
+                    "the group robot takes no uploaded media",
+                ));
             }
         };
         let resp = self

@@ -34,6 +34,15 @@ pub enum Message {
     TemplateCard {
         card: serde_json::Value,
     },
+    /// An image from the media store (sha256), uploaded with `media/upload` when sent.
+    Image {
+        media: String,
+    },
+    /// A file from the media store, with the name the agent sees.
+    File {
+        media: String,
+        name: String,
+    },
 }
 
 impl Message {
@@ -50,6 +59,8 @@ impl Message {
             Message::Markdown { .. } => "markdown",
             Message::TextCard { .. } => "textcard",
             Message::TemplateCard { .. } => "template_card",
+            Message::Image { .. } => "image",
+            Message::File { .. } => "file",
         }
     }
 
@@ -65,6 +76,8 @@ impl Message {
                 .and_then(|v| v.as_str())
                 .unwrap_or("[卡片消息]")
                 .to_owned(),
+            Message::Image { .. } => "[图片]".to_owned(),
+            Message::File { name, .. } => format!("[文件] {name}"),
         }
     }
 }

@@ -435,3 +435,105 @@ async fn a_reply_over_a_newer_one_asks_for_confirmation_and_viewers_see_each_oth
     .await;
     assert_eq!(s, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handlers_attachment_reaches_the_agent_as_an_image() {
+    let app = app().await;
+    let sim = app.sim();
+    let number = file_ticket(&sim, "app:lisi", "lisi", "App 登录后页面一直空白").await;
+    let h = session(&app, "handler", "handler-demo").await;
+    let page = |parts: reqwest::multipart::Form| {
+        app.http
+            .post(format!("{}/console/tickets/{number}/reply-files", app.base))
+            .header("cookie", &h.cookie)
+            .multipart(parts)
+    };
+    // A refused type and an oversized image: nothing sent.
+    let exe = reqwest::multipart::Form::new()
+        .text("_csrf", h.csrf.clone())
+        .text("text", "请安装这个")
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(b"MZ\x90\x00binary".to_vec()).file_name("tool.exe"),
+        );
+    let r = page(exe).send().await.expect("post");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let mut big = super::common::png(1);
+    big.resize(11 * 1024 * 1024, 0);
+    let big = reqwest::multipart::Form::new()
+        .text("_csrf", h.csrf.clone())
+        .text("text", "太大了")
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(big).file_name("big.png"),
+        );
+    let r = page(big).send().await.expect("post");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let t = app
+        .tickets()
+        .by_number(&number)
+        .expect("read")
+        .expect("there");
+    assert!(
+        !app.tickets()
+            .events(t.id)
+            .expect("events")
+            .iter()
+            .any(|e| matches!(e.kind, wecom_helpdesk::tickets::EventKind::Reply { .. }))
+    );
+
+    // A screenshot and a PDF: the text, then the image and the file, in the agent's chat.
+    let ok = reqwest::multipart::Form::new()
+        .text("_csrf", h.csrf.clone())
+        .text("text", "请按截图里的步骤清除缓存")
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(super::common::png(3)).file_name("步骤.png"),
+        )
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(b"%PDF-1.4 guide".to_vec()).file_name("操作指引.pdf"),
+        );
+    let r = page(ok).send().await.expect("post");
+    // Redirected back to the ticket page (followed by the client).
+    assert!(
+        r.url().path().ends_with(&number) && r.status() == StatusCode::OK,
+        "{}",
+        r.url()
+    );
+    let replies = sim
+        .wait_replies("app:lisi", "lisi", 0, |m| {
+            m.iter().any(|x| x["kind"] == "file")
+        })
+        .await;
+    let image = replies
+        .iter()
+        .find(|m| m["kind"] == "image")
+        .expect("the image");
+    let url = image["images"][0].as_str().expect("an image url");
+    let bytes = app
+        .http
+        .get(url)
+        .send()
+        .await
+        .expect("view")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(
+        bytes.as_ref(),
+        super::common::png(3).as_slice(),
+        "the same picture arrived"
+    );
+    let kinds: Vec<&str> = replies.iter().filter_map(|m| m["kind"].as_str()).collect();
+    let text_at = replies
+        .iter()
+        .position(|m| m["text"].as_str().is_some_and(|t| t.contains("清除缓存")))
+        .expect("text");
+    let image_at = kinds.iter().position(|k| *k == "image").expect("image");
+    assert!(text_at < image_at, "the text first: {kinds:?}");
+    let events = app.tickets().events(t.id).expect("events");
+    assert!(events.iter().any(|e| matches!(&e.kind, wecom_helpdesk::tickets::EventKind::Reply { attachments, .. } if attachments.len() == 2)));
+    app.settled(0).await;
+    app.assert_no_dead_letters();
+}

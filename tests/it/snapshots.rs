@@ -191,6 +191,7 @@ fn ticket_page() {
             EventKind::Reply {
                 text: "您好，正在核查委托状态。".into(),
                 jobs: vec![41],
+                attachments: Vec::new(),
             },
         ),
         ev(
@@ -217,6 +218,7 @@ fn ticket_page() {
             EventKind::Reply {
                 text: "请稍候".into(),
                 jobs: vec![42],
+                attachments: Vec::new(),
             },
         ),
         ev(

@@ -34,6 +34,8 @@ use super::AppState;
 
 /// Largest console request body (forms, JSON): replies are text.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Largest reply with attachments: a few files within WeCom's limits.
+pub const MAX_UPLOAD: usize = 45 * 1024 * 1024;
 
 /// Escape text for HTML outside templates.
 pub fn escape_html(s: &str) -> String {
@@ -63,6 +65,10 @@ pub fn router() -> Router<AppState> {
         .route("/console/tickets/{number}", get(pages::ticket))
         .route("/console/tickets/{number}/live", get(pages::ticket_live))
         .route("/console/tickets/{number}/presence", post(presence::report))
+        .route(
+            "/console/tickets/{number}/reply-files",
+            post(pages::reply_with_files).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
+        )
         .route("/console/tickets/{number}/{action}", post(pages::act))
         .route("/console/outbox/{id}/retry", post(pages::retry))
         .route("/console/media/{hash}", get(pages::media))

@@ -165,7 +165,7 @@ pub async fn act(
 }
 
 /// Refuse a reply when someone else replied or changed the status after event `seen`.
-async fn check_newer(
+pub async fn check_newer(
     state: &AppState,
     caller: &Caller,
     number: &str,

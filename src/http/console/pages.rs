@@ -783,3 +783,87 @@ pub async fn publish_draft(
     ops::publish_draft(&state, &id, form.question, form.similar, form.answer).await?;
     Ok(Redirect::to("/console/admin?msg=draft_published").into_response())
 }
+
+/// WeCom's limits for what an app may send: images up to 10 MB (JPG, PNG, GIF), files up to
+/// 20 MB.
+pub const MAX_IMAGE: usize = 10 * 1024 * 1024;
+pub const MAX_FILE: usize = 20 * 1024 * 1024;
+
+/// Files a handler may not send to an agent (programs, scripts).
+const REFUSED: [&str; 12] = [
+    "exe", "bat", "cmd", "com", "msi", "sh", "js", "vbs", "ps1", "apk", "jar", "scr",
+];
+
+/// Check one attachment: (is an image, or why it is refused).
+pub fn check_attachment(name: &str, bytes: &[u8]) -> Result<bool, ConsoleError> {
+    let image = crate::conversation::media::sniff(bytes)
+        .is_some_and(|t| matches!(t, "image/png" | "image/jpeg" | "image/gif"));
+    let ext = name.rsplit('.').next().unwrap_or_default().to_lowercase();
+    if !image && (REFUSED.contains(&ext.as_str()) || !name.contains('.')) {
+        return Err(ConsoleError::BadInput(format!("不能发送这类文件：{name}")));
+    }
+    if bytes.is_empty() {
+        return Err(ConsoleError::BadInput(format!("文件是空的：{name}")));
+    }
+    let limit = if image { MAX_IMAGE } else { MAX_FILE };
+    if bytes.len() > limit {
+        return Err(ConsoleError::BadInput(format!(
+            "{name} 超过企业微信的大小限制（图片 10 MB，文件 20 MB）"
+        )));
+    }
+    Ok(image)
+}
+
+/// A reply with attachments (`multipart/form-data`: `_csrf`, `text`, `seen`, `confirm`,
+/// `files`): the files are checked and stored, then the text and each file are sent.
+pub async fn reply_with_files(
+    State(state): State<AppState>,
+    PageUser(c): PageUser,
+    Path(number): Path<String>,
+    mut form: axum::extract::Multipart,
+) -> Result<Response, ConsoleError> {
+    let mut fields = ActionInput::default();
+    let mut csrf = String::new();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ConsoleError::BadInput(format!("表单无法读取：{}", e.body_text())))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        let file_name = field.file_name().map(str::to_owned);
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| ConsoleError::BadInput(format!("表单无法读取：{}", e.body_text())))?;
+        match (name.as_str(), file_name) {
+            ("files", Some(f)) if !bytes.is_empty() => files.push((f, bytes.to_vec())),
+            ("files", _) => {}
+            ("_csrf", _) => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+            ("text", _) => fields.text = String::from_utf8_lossy(&bytes).into_owned(),
+            ("seen", _) => fields.seen = String::from_utf8_lossy(&bytes).into_owned(),
+            ("confirm", _) => fields.confirm = String::from_utf8_lossy(&bytes).into_owned(),
+            _ => {}
+        }
+    }
+    c.check_csrf(Some(&csrf))?;
+    let mut checked = Vec::new();
+    for (name, bytes) in &files {
+        checked.push((name.clone(), check_attachment(name, bytes)?, bytes.clone()));
+    }
+    if fields.confirm.is_empty() {
+        ops::check_newer(&state, &c, &number, &fields.seen).await?;
+    }
+    let (st, me, n, text) = (state.clone(), c.login.clone(), number.clone(), fields.text);
+    blocking(move || {
+        let mut attachments = Vec::new();
+        for (name, image, bytes) in checked {
+            let media = st.media.put(&bytes).map_err(ConsoleError::internal)?;
+            attachments.push(crate::tickets::Attachment { media, name, image });
+        }
+        st.tickets.reply_with(&n, &me, &text, &attachments)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Redirect::to(&format!("/console/tickets/{number}?msg=replied")).into_response())
+}

@@ -485,11 +485,30 @@ pub fn event_view(
             images.clone(),
             Vec::new(),
         ),
-        EventKind::Reply { text, jobs } => (
+        EventKind::Reply {
+            text,
+            jobs,
+            attachments,
+        } => (
             "reply",
             "回复报告人".to_owned(),
-            text.clone(),
-            Vec::new(),
+            {
+                let files: Vec<&str> = attachments
+                    .iter()
+                    .filter(|a| !a.image)
+                    .map(|a| a.name.as_str())
+                    .collect();
+                if files.is_empty() {
+                    text.clone()
+                } else {
+                    format!("{text}\n附件：{}", files.join("、"))
+                }
+            },
+            attachments
+                .iter()
+                .filter(|a| a.image)
+                .map(|a| a.media.clone())
+                .collect(),
             jobs.iter()
                 .filter_map(|j| deliveries.iter().find(|(id, _)| id == j))
                 .map(|(id, d)| delivery_view(*id, d, clock))

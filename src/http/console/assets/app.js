@@ -211,6 +211,18 @@
     }[e.key];
     if (act) { e.preventDefault(); act(); }
   });
+  // A reply with attachments goes as multipart to its own route.
+  const files = $("#reply-files");
+  if (files) {
+    files.form.addEventListener("submit", (e) => {
+      const note = files.form.dataset.mode === "note" && !e.submitter;
+      const toNote = e.submitter && e.submitter.getAttribute("formaction");
+      if (files.files.length && !note && !toNote) {
+        files.form.enctype = "multipart/form-data";
+        files.form.action = files.form.action.replace(/\/reply$/, "/reply-files");
+      }
+    });
+  }
   // After "n", Ctrl+Enter and the send button save a note instead of a reply.
   const replyForm = $("form.reply");
   if (replyForm && replyForm.action.includes("/console/tickets/")) {
