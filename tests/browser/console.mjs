@@ -12,6 +12,8 @@
 //    in the panel resolves the incident on its open page.
 // 4. Reports: the board shows today's figures; the reports page draws its charts (non-empty
 //    SVG) and a drill-down link opens the queue with the same filters.
+// 6. Handler tools: keyboard (j/Enter/r), a template with variables found by "/", a macro,
+//    bulk assign, and the collision warning with a second browser context.
 // 5. The FAQ editor: an admin adds an entry (with a live preview and hit test), and an agent
 //    in the simulator asking a paraphrase gets its answer.
 
@@ -252,6 +254,87 @@ try {
   await page.waitForURL(/\/console\/\?status=all&from=.*category=program/);
   check(await page.isVisible(`#queue-body tr[data-number="${number}"]`), "the 程序类 drill-down opens the queue with the ticket");
   check(pageErrors.length === 0, "no script errors on the board and reports pages: " + pageErrors.join(" | "));
+
+  // --- 6. Handler tools ---------------------------------------------------------------------
+  const fileAs = async (member, text) => {
+    const chat = "app:" + member;
+    const send = (t) => api("/send", { chat, from: member, text: t });
+    for (const t of ["提单", "11010519491231002X", "2", text]) await send(t);
+    await api("/send", { chat, from: member, images: [PNG.toString("base64")] });
+    await send("完成");
+    await send("提交");
+    return waitFor("the ticket of " + member, async () => {
+      const m = (await messages(chat)).reverse().find((x) => x.from === "app" && /工单已提交：IT\d{8}-\d{4}/.test(x.text));
+      return m && m.text.match(/IT\d{8}-\d{4}/)[0];
+    });
+  };
+  const t1 = await fileAs("lisi", "委托撤单一直失败，提示系统繁忙");
+  const t2 = await fileAs("zhaoliu", "银证转账转不进来，提示存管银行异常");
+  await page.goto(base + "/console/tools");
+  await page.fill('#template-form input[name="name"]', "已收到");
+  await page.fill('#template-form textarea[name="body"]', "{报告人}您好，工单 {工单号}（{系统}）已收到，正在处理。— {处理人}");
+  await page.click('#template-form button[type="submit"]');
+  await page.waitForURL(/msg=saved/);
+  await page.fill('#macro-form input[name="name"]', "请补截图");
+  await page.selectOption('#macro-form select[name="status"]', "need_info");
+  await page.fill('#macro-form input[name="reason"]', "请补充报错截图");
+  await page.check('#macro-form input[name="assign_me"]');
+  await page.click('#macro-form button[type="submit"]');
+  await page.waitForURL(/msg=saved/);
+  // Keyboard: j selects the newest row, Enter opens it, r goes to the reply box.
+  await page.goto(base + "/console/");
+  await page.waitForSelector(`#queue-body tr[data-number="${t2}"]`);
+  await page.keyboard.press("?");
+  check(await page.isVisible("#keys"), "? shows the shortcuts");
+  await page.keyboard.press("?");
+  await page.keyboard.press("j");
+  check(await page.isVisible("#queue-body tr.focused"), "j selects a row, visibly");
+  const chosen = await page.getAttribute("#queue-body tr.focused", "data-number");
+  await page.keyboard.press("Enter");
+  await page.waitForURL("**/console/tickets/" + chosen);
+  check(true, "Enter opens the selected ticket");
+  await page.keyboard.press("r");
+  check(await page.evaluate(() => document.activeElement.id) === "reply-text", "r focuses the reply box");
+  await page.keyboard.type("/已收");
+  await page.waitForSelector("#tpl-list button >> text=已收到");
+  await page.click("#tpl-list button >> text=已收到");
+  const filled = await page.inputValue("#reply-text");
+  check(filled.includes(chosen) && filled.includes("— handler") && !filled.includes("{"), "the template's variables are filled: " + filled);
+  await page.press("#reply-text", "Control+Enter");
+  await page.waitForURL(/msg=replied/);
+  // The macro: 待补充 and assigned to me in one click.
+  await page.click("#macros button >> text=请补截图");
+  await page.waitForURL(/msg=macro/);
+  check((await page.textContent("#ticket-status")).includes("待补充"), "the macro set 待补充");
+  // Collision: the admin opens the same ticket and types.
+  const other = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  const adminPage = await other.newPage();
+  await adminPage.goto(base + "/console/login");
+  await adminPage.fill('input[name="login"]', "admin");
+  await adminPage.fill('input[name="password"]', "admin-demo");
+  await adminPage.click('button[type="submit"]');
+  await adminPage.waitForURL("**/console/");
+  await adminPage.goto(base + "/console/tickets/" + chosen);
+  await adminPage.fill("#reply-text", "我来回复这个");
+  await adminPage.type("#reply-text", "。");
+  await page.waitForSelector("#presence >> text=admin 正在输入回复", { timeout: 20000 });
+  check(true, "the handler sees the admin typing on the same ticket");
+  await other.close();
+  // Bulk: select both new tickets, assign them to admin.
+  await page.goto(base + "/console/");
+  await page.waitForSelector(`input.pick[value="${t1}"]`);
+  await page.check(`input.pick[value="${t1}"]`);
+  await page.check(`input.pick[value="${t2}"]`);
+  await page.selectOption("#bulk-action", "assign");
+  await page.selectOption("#bulk-assignee", "admin");
+  await page.click("#bulk-go");
+  await page.waitForSelector("#bulk-result >> text=成功 2 个");
+  check(true, "bulk assign of two tickets");
+  await waitFor("the rows to show the assignee", async () => {
+    const cells = await page.$$eval(`#queue-body tr[data-number="${t1}"] td, #queue-body tr[data-number="${t2}"] td`, (tds) => tds.map((td) => td.textContent));
+    return cells.filter((c) => c.trim() === "admin").length === 2;
+  });
+  check(pageErrors.length === 0, "no script errors with the handler tools: " + pageErrors.join(" | "));
 
   // Phone width: the queue stays usable.
   await page.setViewportSize({ width: 390, height: 800 });
