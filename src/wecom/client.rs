@@ -44,6 +44,23 @@ pub enum ClientError {
     MissingMedia(String),
 }
 
+impl Sent {
+    /// The answer of `message/send`.
+    fn of(v: &Value) -> Sent {
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Sent {
+            msgid: s("msgid"),
+            response_code: s("response_code"),
+            invalid_users: s("invaliduser"),
+        }
+    }
+}
+
 impl ClientError {
     /// Worth trying again later (the outbox backs off); otherwise the message is dead.
     pub fn is_retryable(&self) -> bool {
@@ -322,17 +339,7 @@ impl Client {
             }
         }
         let v = self.post_api("message/send", &body).await?;
-        let s = |k: &str| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        Ok(Sent {
-            msgid: s("msgid"),
-            response_code: s("response_code"),
-            invalid_users: s("invaliduser"),
-        })
+        Ok(Sent::of(&v))
     }
 
     /// `media/upload`: upload `bytes` as `kind` (`image` or `file`); returns the media_id
@@ -398,17 +405,7 @@ impl Client {
             body["duplicate_check_interval"] = interval.as_secs().clamp(1, 4 * 3600).into();
         }
         let v = self.post_api("message/send", &body).await?;
-        let s = |k: &str| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        Ok(Sent {
-            msgid: s("msgid"),
-            response_code: s("response_code"),
-            invalid_users: s("invaliduser"),
-        })
+        Ok(Sent::of(&v))
     }
 
     /// `message/update_template_card`: grey out the buttons of a clicked card for `userid`.
