@@ -572,6 +572,10 @@ pub struct KbListPage {
     pub unsolved: Vec<(String, String)>,
     pub trash: Vec<(String, String, String)>,
     pub ids: Vec<String>,
+    /// The FAQ report of the last 30 days: deflection and the hottest entries.
+    pub deflection: String,
+    pub questions: usize,
+    pub hot: Vec<(String, usize)>,
 }
 
 fn flash(code: &str) -> Option<Flash> {
@@ -607,6 +611,10 @@ pub async fn kb_page(
     .await?;
     let mut ids: Vec<String> = loaded.entries.iter().map(|e| e.id.clone()).collect();
     ids.sort();
+    let since = crate::util::unix_millis() - 30 * DAY_MS;
+    let report = state.faq_log.report(since, 10)?;
+    let mut hot: Vec<(String, usize)> = report.hot.clone();
+    hot.truncate(10);
     let errors = loaded.errors.iter().map(ToString::to_string).collect();
     let mut entries = filtered(loaded.entries, &f, &hits);
     entries.sort_by(|a, b| a.id.cmp(&b.id));
@@ -633,6 +641,13 @@ pub async fn kb_page(
         unsolved,
         trash,
         ids,
+        deflection: if report.questions == 0 {
+            "—".into()
+        } else {
+            format!("{:.0}%", report.deflection_rate() * 100.0)
+        },
+        questions: report.questions,
+        hot,
     })
 }
 
