@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod browser;
+mod burst;
 mod chaos;
 mod cli;
 mod common;
