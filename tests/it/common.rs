@@ -470,3 +470,24 @@ pub async fn console_session(app: &TestApp, login: &str, password: &str) -> Stri
     );
     set_cookie(&r, "hd_session=").expect("session cookie")
 }
+
+/// Call the JSON API with `Authorization: Bearer <token>`: the status and the JSON answer
+/// (null when there is none).
+pub async fn api_call(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (reqwest::StatusCode, Value) {
+    let mut r = app
+        .http
+        .request(method, format!("{}{path}", app.base))
+        .header("authorization", format!("Bearer {token}"));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.expect("api");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}

@@ -9,7 +9,7 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::common::{TestApp, console_session, copy_dir, repo_root};
+use super::common::{TestApp, api_call, console_session, copy_dir, repo_root};
 
 const API_TOKEN: &str = "editor-test-api-token-0123456789";
 
@@ -38,16 +38,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut r = app
-        .http
-        .request(method, format!("{}{path}", app.base))
-        .header("authorization", format!("Bearer {API_TOKEN}"));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.expect("api");
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    api_call(app, API_TOKEN, method, path, body).await
 }
 
 fn check(args: &[&str]) -> (bool, String) {

@@ -80,16 +80,7 @@ async fn api(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut r = app
-        .http
-        .request(method, format!("{}{path}", app.base))
-        .header("authorization", format!("Bearer {API_TOKEN}"));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.expect("api");
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    super::common::api_call(app, API_TOKEN, method, path, body).await
 }
 
 async fn incidents(app: &TestApp, status: &str) -> Vec<Value> {

@@ -11,28 +11,14 @@ use super::common::{SimClient, TestApp, file_ticket, texts};
 const API_TOKEN: &str = "outbreak-test-api-token-0123456789";
 
 async fn api(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
-    let r = app
-        .http
-        .post(format!("{}{path}", app.base))
-        .header("authorization", format!("Bearer {API_TOKEN}"))
-        .json(&body)
-        .send()
-        .await
-        .expect("api");
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    super::common::api_call(app, API_TOKEN, reqwest::Method::POST, path, Some(body)).await
 }
 
 async fn get(app: &TestApp, path: &str) -> Value {
-    let r = app
-        .http
-        .get(format!("{}{path}", app.base))
-        .header("authorization", format!("Bearer {API_TOKEN}"))
-        .send()
-        .await
-        .expect("api");
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.expect("json")
+    let (status, v) =
+        super::common::api_call(app, API_TOKEN, reqwest::Method::GET, path, None).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {v}");
+    v
 }
 
 const REPORTS: [(&str, &str); 3] = [

@@ -14,28 +14,14 @@ async fn app() -> TestApp {
 }
 
 async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
-    let r = app
-        .http
-        .post(format!("{}{path}", app.base))
-        .header("authorization", format!("Bearer {API_TOKEN}"))
-        .json(&body)
-        .send()
-        .await
-        .expect("api");
-    let s = r.status();
-    (s, r.json().await.unwrap_or(Value::Null))
+    super::common::api_call(app, API_TOKEN, reqwest::Method::POST, path, Some(body)).await
 }
 
 async fn get(app: &TestApp, path: &str) -> Value {
-    let r = app
-        .http
-        .get(format!("{}{path}", app.base))
-        .header("authorization", format!("Bearer {API_TOKEN}"))
-        .send()
-        .await
-        .expect("api");
-    assert_eq!(r.status(), StatusCode::OK, "{path}");
-    r.json().await.expect("json")
+    let (status, v) =
+        super::common::api_call(app, API_TOKEN, reqwest::Method::GET, path, None).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {v}");
+    v
 }
 
 fn numbers(v: &Value) -> Vec<String> {
