@@ -252,7 +252,7 @@ pub async fn serve_with(
         })
     };
 
-    let state = AppState {
+    let state = AppState::new(crate::http::Shared {
         cfg: cfg.clone(),
         inbox: services.inbox.clone(),
         app_crypt: Arc::new(MsgCrypt::new(
@@ -283,7 +283,7 @@ pub async fn serve_with(
         media: services.store.media().clone(),
         store: services.store.clone(),
         shutdown: round_sd.clone(),
-    };
+    });
     if cfg.console.demo_accounts {
         let accounts = services.accounts.clone();
         tokio::task::spawn_blocking(move || create_demo_accounts(&accounts))
@@ -370,6 +370,12 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<(&'static str, JoinHa
         }
         Ok(())
     });
+    // The metrics recorder keeps histogram samples until they are drained: drain them
+    // often (without this they grow with every request, and so does the cost of each).
+    let metrics_upkeep = periodic("metrics-upkeep", Duration::from_secs(5), || {
+        crate::telemetry::prometheus().run_upkeep();
+        Ok(())
+    });
     // The weekly report: sent once per week at its slot, or at the first check after it.
     let weekly = s.weekly.clone();
     let weekly_report = periodic("weekly-report", Duration::from_secs(30), move || {
@@ -430,6 +436,7 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<(&'static str, JoinHa
         start(sla_watch, shutdown),
         start(incident_watch, shutdown),
         start(weekly_report, shutdown),
+        start(metrics_upkeep, shutdown),
         start(kb_reloader, shutdown),
         start(script_reloader, shutdown),
         start(storage_watch, shutdown),
