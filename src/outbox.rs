@@ -559,17 +559,6 @@ impl Deliverer {
     }
 }
 
-/// The content type of an image by its first bytes (PNG when unsure).
-fn image_type(bytes: &[u8]) -> &'static str {
-    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        "image/jpeg"
-    } else if bytes.starts_with(b"GIF8") {
-        "image/gif"
-    } else {
-        "image/png"
-    }
-}
-
 /// Send one job, asking WeCom to drop it as a duplicate of anything identical within
 /// `dedupe`; returns the card response_code when WeCom gives one.
 async fn deliver(
@@ -599,7 +588,7 @@ async fn deliver(
             _ => (
                 "image",
                 format!("{}.png", &hash[..12.min(hash.len())]),
-                image_type(&bytes),
+                crate::store::media::sniff(&bytes).unwrap_or("image/png"),
             ),
         };
         let media_id = client
