@@ -819,17 +819,26 @@ fn edit_to_console(e: EditError) -> ConsoleError {
     }
 }
 
+/// An admin's form action on the editor: CSRF checked, `op` run off the async threads
+/// with the caller's login and the form, its refusal shown as the editor's message.
+async fn form_action<T: Send + 'static>(
+    state: &AppState,
+    c: &Caller,
+    f: ActForm,
+    op: impl FnOnce(&crate::editor::Editor, &str, ActForm) -> Result<T, EditError> + Send + 'static,
+) -> Result<T, ConsoleError> {
+    c.check_csrf(Some(&f.csrf))?;
+    let (editor, login) = (state.editor.clone(), c.login.clone());
+    blocking(move || op(&editor, &login, f).map_err(edit_to_console)).await
+}
+
 pub async fn kb_delete(
     State(state): State<AppState>,
     AdminPage(c): AdminPage,
     Form(f): Form<ActForm>,
 ) -> Result<Response, ConsoleError> {
-    c.check_csrf(Some(&f.csrf))?;
-    let (editor, login) = (state.editor.clone(), c.login.clone());
-    blocking(move || {
-        editor
-            .delete_entry(&f.id, &f.version, &login)
-            .map_err(edit_to_console)
+    form_action(&state, &c, f, |e, login, f| {
+        e.delete_entry(&f.id, &f.version, login)
     })
     .await?;
     Ok(Redirect::to("/console/admin/kb?msg=deleted").into_response())
@@ -840,14 +849,7 @@ pub async fn kb_restore(
     AdminPage(c): AdminPage,
     Form(f): Form<ActForm>,
 ) -> Result<Response, ConsoleError> {
-    c.check_csrf(Some(&f.csrf))?;
-    let (editor, login) = (state.editor.clone(), c.login.clone());
-    blocking(move || {
-        editor
-            .restore_trash(&f.name, &login)
-            .map_err(edit_to_console)
-    })
-    .await?;
+    form_action(&state, &c, f, |e, login, f| e.restore_trash(&f.name, login)).await?;
     Ok(Redirect::to("/console/admin/kb?msg=restored").into_response())
 }
 
@@ -857,10 +859,9 @@ pub async fn kb_add_similar(
     AdminPage(c): AdminPage,
     Form(f): Form<ActForm>,
 ) -> Result<Response, ConsoleError> {
-    c.check_csrf(Some(&f.csrf))?;
-    let (editor, login, id) = (state.editor.clone(), c.login.clone(), f.id.clone());
-    blocking(move || {
-        let (e, version) = editor.entry(&f.id).map_err(edit_to_console)?;
+    let id = f.id.clone();
+    form_action(&state, &c, f, |editor, login, f| {
+        let (e, version) = editor.entry(&f.id)?;
         let mut similar = e.similar.clone();
         similar.push(f.question.trim().to_owned());
         let input = EntryInput {
@@ -872,9 +873,7 @@ pub async fn kb_add_similar(
             draft: e.draft,
             version,
         };
-        editor
-            .put_entry(&f.id, &input, &login)
-            .map_err(edit_to_console)
+        editor.put_entry(&f.id, &input, login)
     })
     .await?;
     Ok(Redirect::to(&format!("/console/admin/kb/edit?id={id}&msg=saved")).into_response())
@@ -885,12 +884,9 @@ pub async fn rollback(
     AdminPage(c): AdminPage,
     Form(f): Form<ActForm>,
 ) -> Result<Response, ConsoleError> {
-    c.check_csrf(Some(&f.csrf))?;
-    let (editor, login, file) = (state.editor.clone(), c.login.clone(), f.file.clone());
-    blocking(move || {
-        editor
-            .rollback(&f.file, f.seq, &login)
-            .map_err(edit_to_console)
+    let file = f.file.clone();
+    form_action(&state, &c, f, |e, login, f| {
+        e.rollback(&f.file, f.seq, login)
     })
     .await?;
     let back = match file.strip_prefix("bot-scripts/") {
