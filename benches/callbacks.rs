@@ -19,17 +19,27 @@ use std::time::{Duration, Instant};
 
 use wecom_helpdesk::app::{ServeOptions, Services};
 use wecom_helpdesk::config::Config;
-use wecom_helpdesk::wecom::{self, Channel, ChatType, Content, Inbound, MsgCrypt};
+
+mod support;
+use support::{percentile, rss_mib};
+
+/// The next `n` distinct callbacks (MsgIds continue from `msg_no`).
+fn next_callbacks(
+    cfg: &Config,
+    msg_no: &mut u64,
+    n: usize,
+    base: &str,
+) -> Arc<Vec<(String, String)>> {
+    let prefix = format!("msg/{}/", cfg.wecom.agent_id);
+    let reqs = support::callbacks(cfg, &prefix, *msg_no + 1, n, base);
+    *msg_no += n as u64;
+    reqs
+}
 
 struct Run {
     acks_per_sec: f64,
     p50: Duration,
     p99: Duration,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 async fn drive(
@@ -74,15 +84,6 @@ async fn drive(
         p50: percentile(&all, 0.50),
         p99: percentile(&all, 0.99),
     }
-}
-
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 struct Gateway {
@@ -145,48 +146,6 @@ async fn start(workers: bool, http: &reqwest::Client) -> Gateway {
         handle,
         _dir: dir,
     }
-}
-
-/// Pre-built callbacks (crypto cost stays out of the timed loop).
-fn build(cfg: &Config, msg_no: &mut u64, n: usize, base: &str) -> Arc<Vec<(String, String)>> {
-    let w = &cfg.wecom;
-    let crypt = MsgCrypt::new(
-        w.app.token.expose(),
-        w.app.encoding_aes_key.expose(),
-        &w.corp_id,
-    )
-    .expect("key");
-    let members = ["zhangsan", "lisi", "wangwu", "zhaoliu"];
-    let ts = wecom_helpdesk::util::unix_now().to_string();
-    Arc::new(
-        (0..n)
-            .map(|i| {
-                *msg_no += 1;
-                let sender = members[i % members.len()];
-                let m = Inbound {
-                    channel: Channel::App,
-                    chat_type: ChatType::Single,
-                    chat_id: sender.into(),
-                    sender: sender.into(),
-                    msg_id: format!("msg/{}/{msg_no}", w.agent_id),
-                    create_time: ts.parse().unwrap_or(0),
-                    content: Content::Text {
-                        text: "帮助".into(),
-                    },
-                    quote: None,
-                    response_url: None,
-                };
-                let enc = crypt.encrypt(&wecom::app::message_xml(&w.corp_id, w.agent_id, &m));
-                let sig = crypt.sign(&ts, "12345", &enc);
-                (
-                    format!(
-                        "{base}/wecom/app/callback?msg_signature={sig}&timestamp={ts}&nonce=12345"
-                    ),
-                    wecom::app::envelope(&w.corp_id, w.agent_id, &enc),
-                )
-            })
-            .collect(),
-    )
 }
 
 fn row(
@@ -263,11 +222,11 @@ fn main() {
                 let n = share.max(clients * 10);
                 let base = drive(
                     &http,
-                    build(&cfg, &mut msg_no, n, &format!("http://{noop_addr}")),
+                    next_callbacks(&cfg, &mut msg_no, n, &format!("http://{noop_addr}")),
                     clients,
                 )
                 .await;
-                let reqs = build(&cfg, &mut msg_no, n, &format!("http://{}", g.addr));
+                let reqs = next_callbacks(&cfg, &mut msg_no, n, &format!("http://{}", g.addr));
                 let before = g.services.inbox.writer_stats();
                 let r = drive(&http, reqs, clients).await;
                 row(label, clients, &r, &base, &g, before);
@@ -275,7 +234,7 @@ fn main() {
             if workers {
                 println!(
                     "RSS after {total} callbacks through the full system: {:.0} MiB",
-                    rss_mib()
+                    rss_mib(None)
                 );
             }
             g.trigger.trigger();

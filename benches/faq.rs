@@ -17,20 +17,14 @@ use std::time::{Duration, Instant};
 
 use wecom_helpdesk::kb::{self, Entry};
 
+mod support;
+use support::rss_mib;
+
 const RUNS: usize = 5;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Deterministic perturbation: drop one character, so copies are near-duplicates.
@@ -102,7 +96,7 @@ fn main() {
     let ten_k = scale_to(&mixed, 10_000);
 
     println!("FAQ benchmark (2-core machine, release build, medians of {RUNS} runs)");
-    let rss_before = rss_mib();
+    let rss_before = rss_mib(None);
     let mut index = None;
     let mut builds = Vec::new();
     for _ in 0..RUNS {
@@ -118,7 +112,7 @@ fn main() {
     );
     println!(
         "RSS after loading (jieba dictionary and index): {:.0} MiB (process start {:.0} MiB)",
-        rss_mib(),
+        rss_mib(None),
         rss_before
     );
 

@@ -20,17 +20,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use wecom_helpdesk::config::Config;
-use wecom_helpdesk::wecom::{self, Channel, ChatType, Content, Inbound, MsgCrypt};
+
+mod support;
+use support::{percentile, rss_mib};
 
 struct Run {
     per_sec: f64,
     p50: Duration,
     p99: Duration,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// `connections` keep-alive clients send `requests` (GET when the body is empty).
@@ -79,61 +76,11 @@ async fn drive(requests: Arc<Vec<(String, String)>>, connections: usize) -> Run 
     }
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
-}
-
-/// Distinct, signed and encrypted callbacks for the server at `base`.
-fn callbacks(cfg: &Config, from: u64, n: usize, base: &str) -> Arc<Vec<(String, String)>> {
-    let w = &cfg.wecom;
-    let crypt = MsgCrypt::new(
-        w.app.token.expose(),
-        w.app.encoding_aes_key.expose(),
-        &w.corp_id,
-    )
-    .expect("key");
-    let members = ["zhangsan", "lisi", "wangwu", "zhaoliu"];
-    let ts = wecom_helpdesk::util::unix_now().to_string();
-    Arc::new(
-        (0..n)
-            .map(|i| {
-                let sender = members[i % members.len()];
-                let m = Inbound {
-                    channel: Channel::App,
-                    chat_type: ChatType::Single,
-                    chat_id: sender.into(),
-                    sender: sender.into(),
-                    msg_id: format!("outside/{}", from + i as u64),
-                    create_time: ts.parse().unwrap_or(0),
-                    content: Content::Text {
-                        text: "帮助".into(),
-                    },
-                    quote: None,
-                    response_url: None,
-                };
-                let enc = crypt.encrypt(&wecom::app::message_xml(&w.corp_id, w.agent_id, &m));
-                let sig = crypt.sign(&ts, "12345", &enc);
-                (
-                    format!(
-                        "{base}/wecom/app/callback?msg_signature={sig}&timestamp={ts}&nonce=12345"
-                    ),
-                    wecom::app::envelope(&w.corp_id, w.agent_id, &enc),
-                )
-            })
-            .collect(),
-    )
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -207,7 +154,7 @@ async fn main() {
     for connections in [1, 16, 64, 256] {
         idle(&base).await;
         let h = drive(healthz.clone(), connections).await;
-        let reqs = callbacks(&cfg, from, total, &base);
+        let reqs = support::callbacks(&cfg, "outside/", from, total, &base);
         from += total as u64;
         let c = drive(reqs, connections).await;
         println!(
@@ -230,7 +177,7 @@ async fn main() {
     println!(
         "server RSS after {} callbacks (workers and the simulator running): {:.0} MiB",
         from,
-        rss_mib(server.id())
+        rss_mib(Some(server.id()))
     );
     let _ = server.kill();
     let _ = server.wait();
@@ -368,7 +315,7 @@ async fn with_wrk(cfg: &Config, base: &str, mut from: u64) -> u64 {
     for connections in [1, 16, 64, 256] {
         idle(base).await;
         let h = wrk(connections, &format!("{base}/healthz"), None);
-        let reqs = callbacks(cfg, from, PER_LEVEL, base);
+        let reqs = support::callbacks(cfg, "outside/", from, PER_LEVEL, base);
         let file = dir.path().join("requests.tsv");
         let mut lines = String::with_capacity(PER_LEVEL * 700);
         for (url, body) in reqs.iter() {

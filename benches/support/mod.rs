@@ -1,0 +1,79 @@
+//! What the benches share: percentiles, RSS, and pre-built signed and encrypted callbacks.
+//! (A folder, so Cargo does not take it for a bench of its own.)
+
+#![allow(dead_code)] // each bench uses part of it
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wecom_helpdesk::config::Config;
+use wecom_helpdesk::wecom::{self, Channel, ChatType, Content, Inbound, MsgCrypt};
+
+/// The `p` percentile of sorted durations (nearest rank, rounded).
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Resident memory of process `pid` (`None`: this one), MiB.
+pub(crate) fn rss_mib(pid: Option<u32>) -> f64 {
+    let path = pid.map_or_else(
+        || "/proc/self/status".to_owned(),
+        |p| format!("/proc/{p}/status"),
+    );
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// `n` distinct app callbacks ("帮助" from the four demo members, MsgIds `{prefix}{from}`,
+/// `{prefix}{from + 1}`, …) for the gateway at `base`, signed and encrypted up front so the
+/// crypto stays out of the timed loop: (URL, body).
+pub(crate) fn callbacks(
+    cfg: &Config,
+    prefix: &str,
+    from: u64,
+    n: usize,
+    base: &str,
+) -> Arc<Vec<(String, String)>> {
+    let w = &cfg.wecom;
+    let crypt = MsgCrypt::new(
+        w.app.token.expose(),
+        w.app.encoding_aes_key.expose(),
+        &w.corp_id,
+    )
+    .expect("key");
+    let members = ["zhangsan", "lisi", "wangwu", "zhaoliu"];
+    let ts = wecom_helpdesk::util::unix_now().to_string();
+    Arc::new(
+        (0..n)
+            .map(|i| {
+                let sender = members[i % members.len()];
+                let m = Inbound {
+                    channel: Channel::App,
+                    chat_type: ChatType::Single,
+                    chat_id: sender.into(),
+                    sender: sender.into(),
+                    msg_id: format!("{prefix}{}", from + i as u64),
+                    create_time: ts.parse().unwrap_or(0),
+                    content: Content::Text {
+                        text: "帮助".into(),
+                    },
+                    quote: None,
+                    response_url: None,
+                };
+                let enc = crypt.encrypt(&wecom::app::message_xml(&w.corp_id, w.agent_id, &m));
+                let sig = crypt.sign(&ts, "12345", &enc);
+                (
+                    format!(
+                        "{base}/wecom/app/callback?msg_signature={sig}&timestamp={ts}&nonce=12345"
+                    ),
+                    wecom::app::envelope(&w.corp_id, w.agent_id, &enc),
+                )
+            })
+            .collect(),
+    )
+}
