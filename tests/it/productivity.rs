@@ -523,3 +523,99 @@ async fn a_handlers_attachment_reaches_the_agent_as_an_image() {
     app.settled(0).await;
     app.assert_no_dead_letters();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_views_a_default_view_and_the_updated_marker() {
+    let app = app().await;
+    let sim = app.sim();
+    let number = file_ticket(&sim, "app:lisi", "lisi", "理财产品到期资金未到账").await;
+    let h = session(&app, "handler", "handler-demo").await;
+    let (s, v) = send(
+        &app,
+        &h,
+        reqwest::Method::POST,
+        "/api/v1/views",
+        json!({"name": "理财待处理", "query": "?status=new&system=理财"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let view = v["id"].as_u64().expect("id");
+    // Shared views are for admins.
+    let (s, _) = send(
+        &app,
+        &h,
+        reqwest::Method::POST,
+        "/api/v1/views",
+        json!({"name": "共享", "query": "status=all", "shared": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = send(
+        &app,
+        &h,
+        reqwest::Method::PUT,
+        "/api/v1/me/prefs",
+        json!({"default_view": view}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = |path: String| {
+        plain
+            .get(format!("{}{path}", app.base))
+            .header("cookie", &h.cookie)
+            .send()
+    };
+    // The queue opens with the default view.
+    let r = page("/console/".into()).await.expect("queue");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/console/?status=new&system=理财");
+    // Opened, then changed by someone else: 有更新 on its row; opened again: gone.
+    let r = page(format!("/console/tickets/{number}"))
+        .await
+        .expect("ticket");
+    assert_eq!(r.status(), StatusCode::OK);
+    let row_of = |html: &str| {
+        let at = html
+            .find(&format!("data-number=\"{number}\""))
+            .expect("the row");
+        html[at..at + html[at..].find("</tr>").expect("row end")].to_owned()
+    };
+    let html = page("/console/?status=all".into())
+        .await
+        .expect("queue")
+        .text()
+        .await
+        .expect("html");
+    assert!(!row_of(&html).contains("有更新"));
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (s, _) = super::common::api_call(
+        &app,
+        API_TOKEN,
+        reqwest::Method::POST,
+        &format!("/api/v1/tickets/{number}/priority"),
+        Some(json!({"priority": "P2"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let html = page("/console/?status=all".into())
+        .await
+        .expect("queue")
+        .text()
+        .await
+        .expect("html");
+    assert!(row_of(&html).contains("有更新"), "{}", row_of(&html));
+    page(format!("/console/tickets/{number}"))
+        .await
+        .expect("ticket");
+    let html = page("/console/?status=all".into())
+        .await
+        .expect("queue")
+        .text()
+        .await
+        .expect("html");
+    assert!(!row_of(&html).contains("有更新"));
+}
