@@ -14,14 +14,13 @@
 //! (100k to the full system by default; `BENCH_TOTAL` overrides).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wecom_helpdesk::app::{ServeOptions, Services};
 use wecom_helpdesk::config::Config;
 
 mod support;
-use support::{percentile, rss_mib};
+use support::{Run, rss_mib};
 
 /// The next `n` distinct callbacks (MsgIds continue from `msg_no`).
 fn next_callbacks(
@@ -36,54 +35,13 @@ fn next_callbacks(
     reqs
 }
 
-struct Run {
-    acks_per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
+/// `clients` tasks sharing one keep-alive pool.
 async fn drive(
     http: &reqwest::Client,
     requests: Arc<Vec<(String, String)>>,
     clients: usize,
 ) -> Run {
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (http, requests, next) = (http.clone(), requests.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((url, body)) = requests.get(i) else {
-                    break;
-                };
-                let t = Instant::now();
-                let r = http
-                    .post(url)
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .expect("request");
-                assert_eq!(r.status(), 200, "not acknowledged");
-                let _ = r.bytes().await;
-                lat.push(t.elapsed());
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("client task"));
-    }
-    let elapsed = start.elapsed();
-    all.sort();
-    Run {
-        acks_per_sec: all.len() as f64 / elapsed.as_secs_f64(),
-        p50: percentile(&all, 0.50),
-        p99: percentile(&all, 0.99),
-    }
+    support::drive(requests, vec![http.clone(); clients]).await
 }
 
 struct Gateway {
@@ -160,13 +118,13 @@ fn row(
     let batches = (after.batches - before.batches).max(1);
     println!(
         "{label:<13} {clients:>4} | {:>9.0} {:>8.2} {:>8.2} | {:>9.0} {:>8.2} {:>8.2} | {:>5.0}% | {:>6.1}",
-        r.acks_per_sec,
+        r.per_sec,
         r.p50.as_secs_f64() * 1e3,
         r.p99.as_secs_f64() * 1e3,
-        base.acks_per_sec,
+        base.per_sec,
         base.p50.as_secs_f64() * 1e3,
         base.p99.as_secs_f64() * 1e3,
-        100.0 * r.acks_per_sec / base.acks_per_sec,
+        100.0 * r.per_sec / base.per_sec,
         (after.requests - before.requests) as f64 / batches as f64,
     );
 }

@@ -16,64 +16,24 @@
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use wecom_helpdesk::config::Config;
 
 mod support;
-use support::{percentile, rss_mib};
+use support::{Run, rss_mib};
 
-struct Run {
-    per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-/// `connections` keep-alive clients send `requests` (GET when the body is empty).
+/// `connections` keep-alive clients, one connection each (as wrk's connections).
 async fn drive(requests: Arc<Vec<(String, String)>>, connections: usize) -> Run {
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let (requests, next) = (requests.clone(), next.clone());
-        // One client (one connection) per task, as wrk's connections.
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(1)
-            .build()
-            .expect("client");
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((url, body)) = requests.get(i) else {
-                    break;
-                };
-                let t = Instant::now();
-                let r = if body.is_empty() {
-                    http.get(url).send().await
-                } else {
-                    http.post(url).body(body.clone()).send().await
-                }
-                .expect("request");
-                assert_eq!(r.status(), 200, "not acknowledged");
-                let _ = r.bytes().await;
-                lat.push(t.elapsed());
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("client task"));
-    }
-    let elapsed = start.elapsed();
-    all.sort();
-    Run {
-        per_sec: all.len() as f64 / elapsed.as_secs_f64(),
-        p50: percentile(&all, 0.50),
-        p99: percentile(&all, 0.99),
-    }
+    let clients = (0..connections)
+        .map(|_| {
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .expect("client")
+        })
+        .collect();
+    support::drive(requests, clients).await
 }
 
 fn free_port() -> u16 {

@@ -4,7 +4,8 @@
 #![allow(dead_code)] // each bench uses part of it
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use wecom_helpdesk::config::Config;
 use wecom_helpdesk::wecom::{self, Channel, ChatType, Content, Inbound, MsgCrypt};
@@ -76,4 +77,56 @@ pub(crate) fn callbacks(
             })
             .collect(),
     )
+}
+
+/// What a closed-loop run measured.
+pub(crate) struct Run {
+    pub(crate) per_sec: f64,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
+}
+
+/// One task per client sends the next of `requests` (GET when the body is empty) until none
+/// are left; every answer must be 200.
+pub(crate) async fn drive(
+    requests: Arc<Vec<(String, String)>>,
+    clients: Vec<reqwest::Client>,
+) -> Run {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for http in clients {
+        let (requests, next) = (requests.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((url, body)) = requests.get(i) else {
+                    break;
+                };
+                let t = Instant::now();
+                let r = if body.is_empty() {
+                    http.get(url).send().await
+                } else {
+                    http.post(url).body(body.clone()).send().await
+                }
+                .expect("request");
+                assert_eq!(r.status(), 200, "not acknowledged");
+                let _ = r.bytes().await;
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("client task"));
+    }
+    let elapsed = start.elapsed();
+    all.sort();
+    Run {
+        per_sec: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&all, 0.50),
+        p99: percentile(&all, 0.99),
+    }
 }
