@@ -21,6 +21,7 @@
 //! callback path; async workers never block in sled there.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -122,6 +123,22 @@ impl Batch for Writes {
     }
 }
 
+/// One callback counted in [`Inbox::busy`] until dropped (also when its request is).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> InFlight<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Unprocessed messages in arrival order: `seq` → dedupe key.
 type Queue = Mutex<BTreeMap<u64, String>>;
 
@@ -132,6 +149,8 @@ pub struct Inbox {
     queue: Arc<Queue>,
     notify: Arc<Notify>,
     writer: DurableWriter<Writes>,
+    /// Callbacks between arrival and their answer ([`Inbox::busy`]).
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Inbox {
@@ -171,6 +190,7 @@ impl Inbox {
             dead: store.tree(&trees::INBOX_DEAD)?,
             queue,
             notify,
+            in_flight: Arc::default(),
         })
     }
 
@@ -186,7 +206,14 @@ impl Inbox {
             received_at: crate::util::unix_millis(),
             failures: 0,
         };
+        let _counted = InFlight::enter(&self.in_flight);
         self.writer.write(Request { key, item }).await
+    }
+
+    /// Whether callbacks are waiting to be stored right now: the processing workers use it
+    /// to leave the CPU to the acknowledgement path under load.
+    pub fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) > 0
     }
 
     /// What the inbox writer has done so far (benchmarks, metrics).

@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand};
 use wecom_helpdesk::config::Config;
 use wecom_helpdesk::{app, inbox, kb, outbox, script, shutdown, store, telemetry};
 
+/// mimalloc instead of glibc's malloc: the callback path allocates per request on both
+/// runtime threads, where glibc's arenas showed up in profiles (`benches/outside.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "wecom-helpdesk",

@@ -20,6 +20,8 @@ use crate::store;
 pub const MAX_FAILURES: u32 = 5;
 /// Inbox items applied in one transaction at most.
 const BATCH: usize = 32;
+/// Under callback load the worker pauses this many times as long as its last batch took.
+const YIELD_FACTOR: u32 = 3;
 /// Pause after a failed message before the queue is read again.
 const FAILURE_PAUSE: Duration = Duration::from_secs(1);
 
@@ -108,8 +110,17 @@ impl crate::shutdown::Worker for Worker {
             if shutdown.is_triggered() {
                 return Ok(());
             }
+            let started = std::time::Instant::now();
             match self.step().await? {
-                Some(true) => {}
+                Some(true) => {
+                    if self.inbox.busy() {
+                        // Callbacks are waiting for their acknowledgement: leave them the CPU
+                        // for a while (the backlog is on disk and keeps its order).
+                        let pause =
+                            (started.elapsed() * YIELD_FACTOR).max(Duration::from_millis(1));
+                        tokio::time::sleep(pause).await;
+                    }
+                }
                 Some(false) => {
                     tokio::select! {
                         () = shutdown.wait() => return Ok(()),
