@@ -112,10 +112,10 @@ fn row(
     r: &Run,
     base: &Run,
     g: &Gateway,
-    before: wecom_helpdesk::store::WriterStats,
+    before: wecom_helpdesk::inbox::LogStats,
 ) {
-    let after = g.services.inbox.writer_stats();
-    let batches = (after.batches - before.batches).max(1);
+    let after = g.services.inbox.log_stats();
+    let batches = (after.syncs - before.syncs).max(1);
     println!(
         "{label:<13} {clients:>4} | {:>9.0} {:>8.2} {:>8.2} | {:>9.0} {:>8.2} {:>8.2} | {:>5.0}% | {:>6.1}",
         r.per_sec,
@@ -125,7 +125,7 @@ fn row(
         base.p50.as_secs_f64() * 1e3,
         base.p99.as_secs_f64() * 1e3,
         100.0 * r.per_sec / base.per_sec,
-        (after.requests - before.requests) as f64 / batches as f64,
+        (after.messages - before.messages) as f64 / batches as f64,
     );
 }
 
@@ -185,7 +185,7 @@ fn main() {
                 )
                 .await;
                 let reqs = next_callbacks(&cfg, &mut msg_no, n, &format!("http://{}", g.addr));
-                let before = g.services.inbox.writer_stats();
+                let before = g.services.inbox.log_stats();
                 let r = drive(&http, reqs, clients).await;
                 row(label, clients, &r, &base, &g, before);
             }

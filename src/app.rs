@@ -399,11 +399,12 @@ fn spawn_workers(s: &Services, shutdown: &Shutdown) -> Vec<(&'static str, JoinHa
         }
         Ok(())
     });
-    // Storage: probe a write every second; while writes fail `/healthz` says so, and once the
-    // disk takes writes again a latched database is reopened (see `run`).
-    let (store, health) = (s.store.clone(), s.storage.clone());
+    // Storage: probe a write every second (and look at the inbox log); while writes fail
+    // `/healthz` says so, and once the disk takes writes again a latched database or a
+    // stopped inbox log is reopened (see `run`).
+    let (store, health, inbox) = (s.store.clone(), s.storage.clone(), s.inbox.clone());
     let storage_watch = periodic("storage-watch", Duration::from_secs(1), move || {
-        match store.probe() {
+        match store.probe().and_then(|()| inbox.check()) {
             Ok(()) => {
                 if health.set_failing(false) {
                     tracing::info!("storage writes succeed again");

@@ -41,6 +41,9 @@ impl Worker {
     /// Prepare and commit the next batch. Returns `None` when the inbox was empty, otherwise
     /// whether every message went through.
     pub(super) async fn step(&self) -> store::Result<Option<bool>> {
+        if let Err(e) = self.inbox.drop_processed().await {
+            tracing::warn!(error = %e, "processed inbox log segments not deleted; retried later");
+        }
         let pending = self.inbox.pending(BATCH)?;
         if pending.is_empty() {
             return Ok(None);

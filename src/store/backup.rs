@@ -51,8 +51,9 @@ fn read_bytes(r: &mut impl Read) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Copy the media files of `from` missing in `to`; returns how many were copied.
-fn copy_media(from: &Path, to: &Path) -> Result<u64> {
+/// Copy the files in the subfolders of `from` (media shards, logs) missing in `to`; returns
+/// how many were copied. A file deleted meanwhile (a processed log segment) is skipped.
+fn copy_files(from: &Path, to: &Path) -> Result<u64> {
     let mut copied = 0;
     let Ok(shards) = std::fs::read_dir(from) else {
         return Ok(0); // no media yet
@@ -71,7 +72,11 @@ fn copy_media(from: &Path, to: &Path) -> Result<u64> {
             // Files being written are dot-named temporaries; only finished ones count.
             let finished = !file_name.to_string_lossy().starts_with('.');
             if file.is_file() && finished && !target.exists() {
-                std::fs::copy(&file, &target)?;
+                match std::fs::copy(&file, &target) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                }
                 std::fs::File::open(&target)?.sync_all()?;
                 copied += 1;
             }
@@ -92,6 +97,11 @@ impl Store {
             return Err(bad(format!("{} is not empty", dir.display())));
         }
         std::fs::create_dir_all(dir)?;
+        // Messages stored but not yet processed live in the logs. Copied first, so that each
+        // of them is either in the copy or, processed by the time the trees are read, in the
+        // trees (a segment is deleted only after its messages are processed). A record being
+        // appended meanwhile is a torn tail to replay, which cuts it.
+        copy_files(&self.dir.join(super::LOGS), &dir.join(super::LOGS))?;
         let file = std::fs::File::create(dir.join(DB_FILE))?;
         let mut w = BufWriter::new(file);
         w.write_all(MAGIC)?;
@@ -115,7 +125,7 @@ impl Store {
         w.write_all(&[END])?;
         w.write_all(&entries.to_be_bytes())?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        let media_files = copy_media(&self.dir.join("media"), &dir.join("media"))?;
+        let media_files = copy_files(&self.dir.join("media"), &dir.join("media"))?;
         std::fs::File::open(dir)?.sync_all()?;
         tracing::info!(dir = %dir.display(), entries, media_files, "snapshot written");
         Ok(Report {
@@ -182,7 +192,8 @@ impl Store {
             }
         }
         store.flush_blocking()?;
-        let media_files = copy_media(&from.join("media"), &to.join("media"))?;
+        let media_files = copy_files(&from.join("media"), &to.join("media"))?;
+        copy_files(&from.join(super::LOGS), &to.join(super::LOGS))?;
         Ok(Report {
             entries,
             media_files,

@@ -11,9 +11,9 @@
 //! workers and lets a writer start outside a runtime. It ends when the last handle is
 //! dropped (the handle joins it, so the database is released with it).
 //!
-//! Two callers today: the inbox (store each callback, then acknowledge it) and
-//! [`Store::durable`](super::Store::durable) (a flush-only batch: "everything written before
-//! this call is on disk").
+//! One caller today: [`Store::durable`](super::Store::durable) (a flush-only batch:
+//! "everything written before this call is on disk"). The inbox, whose acknowledgements are
+//! the hot path, has its own log with the same group commit (`crate::inbox`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

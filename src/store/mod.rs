@@ -4,11 +4,12 @@
 //!   sites never build byte keys by hand and a corrupt record surfaces as an error.
 //! - [`Store::transaction`] runs a closure atomically over a chosen set of trees. The closure
 //!   is pure (no `.await`, no I/O): sled may run it again on conflict.
-//! - [`durable`] is the one durability primitive, group commit: a [`DurableWriter`] writes
-//!   every request waiting, flushes once and then answers them all. The inbox stores each
-//!   callback through one; [`Store::durable`] ("everything written before this call is
-//!   fsynced") is another. sled's own background flush (500 ms) covers the rest; nothing we
-//!   acknowledge relies on it (sled's flush is the only fsync it promises).
+//! - [`durable`] is the database's durability primitive, group commit: a [`DurableWriter`]
+//!   writes every request waiting, flushes once and then answers them all, behind
+//!   [`Store::durable`] ("everything written before this call is fsynced"). sled's own
+//!   background flush (500 ms) covers the rest; nothing we acknowledge relies on it (sled's
+//!   flush is the only fsync it promises). Callbacks are not stored in the database but in
+//!   the inbox's own log ([`Store::log_dir`]; see `crate::inbox`), which snapshots copy.
 //! - The schema version lives in the `meta` tree; a database written by a newer binary is
 //!   refused at open.
 //! - [`media`] stores screenshots content-addressed (sha256) under the data directory.
@@ -69,11 +70,16 @@ pub enum Error {
     InUse(PathBuf),
     #[error("the durability flusher stopped: {0}")]
     Flush(String),
-    #[error("media file error: {0}")]
+    #[error("file error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}: restore the data directory from a backup")]
+    Damaged(String),
     #[error("tree `{0}` used in a transaction it was not part of")]
     NotInTransaction(&'static str),
 }
+
+/// The folder of [`Store::log_dir`]s under the data directory.
+const LOGS: &str = "logs";
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -141,6 +147,12 @@ impl Store {
         Ok(store)
     }
 
+    /// The folder for the append-only log called `name` (kept beside the database, and
+    /// copied by snapshots): `{data}/logs/{name}`.
+    pub fn log_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(LOGS).join(name)
+    }
+
     /// The data directory this store lives in.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -203,11 +215,6 @@ impl Store {
     /// share one flush.
     pub async fn durable(&self) -> Result<()> {
         self.flusher.write(()).await
-    }
-
-    /// Start a group-commit writer for `batch` on a thread called `name` (see [`durable`]).
-    pub fn durable_writer<B: Batch>(&self, name: &str, batch: B) -> Result<DurableWriter<B>> {
-        DurableWriter::start(name, batch, flusher(&self.db))
     }
 
     /// Flush synchronously (shutdown, CLI tools).

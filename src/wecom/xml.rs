@@ -46,7 +46,11 @@ impl XmlFields {
     pub fn parse(input: &str) -> Result<XmlFields, XmlError> {
         let mut reader = Reader::from_str(input);
         reader.config_mut().trim_text(false);
-        let mut path: Vec<String> = Vec::new();
+        // The open elements below the root, joined with `/`, and for each open element
+        // (the root included) where its name starts in `path` and how many fields there
+        // were when it opened (more at its end: it had children).
+        let mut path = String::new();
+        let mut open: Vec<(usize, usize)> = Vec::new();
         let mut text = String::new();
         let mut fields = Vec::new();
         let mut saw_root = false;
@@ -62,29 +66,36 @@ impl XmlFields {
                     if root_closed {
                         return Err(XmlError::Malformed("content after the root".into()));
                     }
-                    let name = start.name().as_ref().to_owned();
-                    if path.is_empty() {
+                    let name = start.name();
+                    let name = name.as_ref();
+                    if open.is_empty() {
                         if name != "xml" {
                             return Err(XmlError::BadRoot);
                         }
                         saw_root = true;
+                        open.push((0, fields.len()));
+                    } else {
+                        if !path.is_empty() {
+                            path.push('/');
+                        }
+                        open.push((path.len(), fields.len()));
+                        path.push_str(name);
                     }
-                    path.push(name);
-                    if path.len() > MAX_DEPTH {
+                    if open.len() > MAX_DEPTH {
                         return Err(XmlError::TooComplex);
                     }
                     text.clear();
                 }
                 Event::Empty(start) => {
-                    let name = start.name().as_ref().to_owned();
-                    if path.is_empty() {
+                    if open.is_empty() {
                         return Err(XmlError::BadRoot);
                     }
-                    push_field(&mut fields, &path[1..], &name, String::new())?;
+                    let name = start.name();
+                    push_field(&mut fields, &path, name.as_ref(), String::new())?;
                 }
                 Event::Text(t) => {
                     let content = t.xml10_content();
-                    if path.is_empty() && !content.trim().is_empty() {
+                    if open.is_empty() && !content.trim().is_empty() {
                         return Err(XmlError::Malformed("text outside the root".into()));
                     }
                     text.push_str(&content);
@@ -105,16 +116,29 @@ impl XmlFields {
                     }
                 }
                 Event::End(end) => {
-                    let name = end.name().as_ref().to_owned();
-                    if path.last() != Some(&name) {
+                    let name = end.name();
+                    let name = name.as_ref();
+                    let Some(&(name_at, fields_at)) = open.last() else {
+                        return Err(XmlError::Malformed(format!("unexpected </{name}>")));
+                    };
+                    let current = if open.len() == 1 {
+                        "xml"
+                    } else {
+                        &path[name_at..]
+                    };
+                    if current != name {
                         return Err(XmlError::Malformed(format!("unexpected </{name}>")));
                     }
-                    path.pop();
-                    if path.is_empty() {
+                    open.pop();
+                    if open.is_empty() {
                         root_closed = true;
-                    } else if !text.trim().is_empty() || !has_children(&fields, &path, &name) {
-                        push_field(&mut fields, &path[1..], &name, std::mem::take(&mut text))?;
+                    } else if !text.trim().is_empty() || fields.len() == fields_at {
+                        if fields.len() >= MAX_FIELDS {
+                            return Err(XmlError::TooComplex);
+                        }
+                        fields.push((path.clone(), std::mem::take(&mut text)));
                     }
+                    path.truncate(name_at.saturating_sub(1));
                     text.clear();
                 }
                 Event::Eof => break,
@@ -156,26 +180,18 @@ impl XmlFields {
     }
 }
 
-fn has_children(fields: &[(String, String)], parent: &[String], name: &str) -> bool {
-    let mut prefix = parent[1..].join("/");
-    if !prefix.is_empty() {
-        prefix.push('/');
-    }
-    prefix.push_str(name);
-    prefix.push('/');
-    fields.iter().any(|(p, _)| p.starts_with(&prefix))
-}
-
+/// Add the field `name` below the open elements `parents` (`/`-joined).
 fn push_field(
     fields: &mut Vec<(String, String)>,
-    parents: &[String],
+    parents: &str,
     name: &str,
     value: String,
 ) -> Result<(), XmlError> {
     if fields.len() >= MAX_FIELDS {
         return Err(XmlError::TooComplex);
     }
-    let mut p = parents.join("/");
+    let mut p = String::with_capacity(parents.len() + 1 + name.len());
+    p.push_str(parents);
     if !p.is_empty() {
         p.push('/');
     }

@@ -1,0 +1,347 @@
+//! The inbox log: the callbacks' write-ahead log, in segment files `000001.log`,
+//! `000002.log`, … of the folder the store gives the inbox ([`Store::log_dir`]).
+//!
+//! A record is `len: u32 LE ‖ crc32(payload): u32 LE ‖ payload`, the payload a [`Logged`]
+//! in the store's record encoding (version byte ‖ JSON). Appends go to the newest segment
+//! with one `write` and one `fdatasync` per batch ([`Segments::append`]); a segment past
+//! [`SEGMENT_BYTES`] is closed and a new one started. A closed segment is deleted once every
+//! message in it is processed and the store has flushed those effects
+//! ([`ClosedSegments::processed`], [`delete`]), so a message always lives on disk in the
+//! log, or as its effects in the store, or both.
+//!
+//! Replay ([`Segments::open`]) reads every segment in order. Only the newest segment can end
+//! in a torn record (a crash during an append, which was never acknowledged): it is cut off
+//! there. Damage anywhere else is refused: it could be an acknowledged message.
+//!
+//! [`Store::log_dir`]: crate::store::Store::log_dir
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::InboxItem;
+use crate::store::{self, Record};
+
+/// A segment is closed once it is this long.
+pub(super) const SEGMENT_BYTES: u64 = 32 << 20;
+/// A record longer than this is damage, not a message (WeCom bodies are a few KiB).
+const MAX_RECORD: usize = 16 << 20;
+const HEADER: usize = 8;
+
+/// One stored callback.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(super) struct Logged {
+    pub seq: u64,
+    pub key: String,
+    pub item: InboxItem,
+}
+
+impl Record for Logged {}
+
+/// Append `record` to `out`, framed.
+pub(super) fn encode(out: &mut Vec<u8>, record: &Logged) {
+    let payload = record.to_bytes();
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+}
+
+/// The records at the start of `bytes` and how many bytes they take; stops at the first
+/// incomplete or damaged record.
+fn decode_all(bytes: &[u8]) -> (Vec<Logged>, usize) {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while let Some(header) = bytes.get(at..at + HEADER) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
+            break;
+        };
+        if len > MAX_RECORD || crc32fast::hash(payload) != crc {
+            break;
+        }
+        let Ok(record) = Logged::from_bytes(payload) else {
+            break;
+        };
+        records.push(record);
+        at += HEADER + len;
+    }
+    (records, at)
+}
+
+/// A closed segment: its file and the last sequence number in it.
+#[derive(Debug)]
+pub(super) struct Closed {
+    path: PathBuf,
+    last_seq: u64,
+}
+
+/// The closed segments, oldest first.
+#[derive(Debug, Default)]
+pub(super) struct ClosedSegments(Vec<Closed>);
+
+impl ClosedSegments {
+    pub(super) fn push(&mut self, c: Closed) {
+        self.0.push(c);
+    }
+
+    /// How many of the oldest segments hold only messages before `oldest_pending` (`None`:
+    /// nothing is pending), so that they can go once the store is flushed.
+    pub(super) fn processed(&self, oldest_pending: Option<u64>) -> usize {
+        self.0
+            .iter()
+            .take_while(|c| oldest_pending.is_none_or(|p| c.last_seq < p))
+            .count()
+    }
+
+    /// Take the `n` oldest out of the list, to delete them with [`delete`].
+    pub(super) fn take(&mut self, n: usize) -> Vec<Closed> {
+        self.0.drain(..n.min(self.0.len())).collect()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Delete processed segments (the store must be flushed first: see the module docs).
+pub(super) fn delete(segments: &[Closed]) -> std::io::Result<()> {
+    for c in segments {
+        std::fs::remove_file(&c.path)?;
+    }
+    if let Some(dir) = segments.first().and_then(|c| c.path.parent()) {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// The segment appended to.
+#[derive(Debug)]
+pub(super) struct Segments {
+    dir: PathBuf,
+    active: File,
+    active_no: u64,
+    active_len: u64,
+}
+
+fn segment_path(dir: &Path, no: u64) -> PathBuf {
+    dir.join(format!("{no:06}.log"))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Segments {
+    /// Open the log in `dir`, returning its closed segments and every record in it in order.
+    pub(super) fn open(dir: &Path) -> store::Result<(Segments, ClosedSegments, Vec<Logged>)> {
+        std::fs::create_dir_all(dir)?;
+        let mut numbers: Vec<u64> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".log")?.parse().ok()
+            })
+            .collect();
+        numbers.sort_unstable();
+        let mut records = Vec::new();
+        let mut closed = Vec::new();
+        let mut last_seq = 0;
+        for (i, &no) in numbers.iter().enumerate() {
+            let path = segment_path(dir, no);
+            let mut bytes = Vec::new();
+            File::open(&path)?.read_to_end(&mut bytes)?;
+            let (found, good) = decode_all(&bytes);
+            let newest = i + 1 == numbers.len();
+            if good < bytes.len() {
+                if !newest {
+                    return Err(store::Error::Damaged(format!(
+                        "inbox log {} is damaged at byte {good}",
+                        path.display()
+                    )));
+                }
+                tracing::warn!(
+                    segment = %path.display(),
+                    dropped_bytes = bytes.len() - good,
+                    "inbox log ends in a torn record (a crash during an unacknowledged write); cut off"
+                );
+                let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+                f.set_len(good as u64)?;
+                f.sync_all()?;
+            }
+            last_seq = found.last().map_or(last_seq, |r| r.seq);
+            records.extend(found);
+            if !newest {
+                closed.push(Closed { path, last_seq });
+            }
+        }
+        let active_no = numbers.last().copied().unwrap_or(1);
+        let path = segment_path(dir, active_no);
+        let active = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        let active_len = active.metadata()?.len();
+        sync_dir(dir)?;
+        Ok((
+            Segments {
+                dir: dir.to_owned(),
+                active,
+                active_no,
+                active_len,
+            },
+            ClosedSegments(closed),
+            records,
+        ))
+    }
+
+    /// Write `bytes` (whole records, the last with sequence number `last_seq`) and make them
+    /// durable; start a new segment when this one is full, returning the closed one.
+    pub(super) fn append(
+        &mut self,
+        bytes: &[u8],
+        last_seq: u64,
+    ) -> std::io::Result<Option<Closed>> {
+        self.active.write_all(bytes)?;
+        self.active.sync_data()?;
+        self.active_len += bytes.len() as u64;
+        if self.active_len >= SEGMENT_BYTES {
+            let next = self.active_no + 1;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(segment_path(&self.dir, next))?;
+            sync_dir(&self.dir)?;
+            drop(std::mem::replace(&mut self.active, file));
+            let closed = Closed {
+                path: segment_path(&self.dir, self.active_no),
+                last_seq,
+            };
+            self.active_no = next;
+            self.active_len = 0;
+            return Ok(Some(closed));
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wecom::{Channel, ChatType, Content, Inbound};
+
+    fn logged(seq: u64) -> Logged {
+        Logged {
+            seq,
+            key: format!("k{seq}"),
+            item: InboxItem {
+                inbound: Inbound {
+                    channel: Channel::App,
+                    chat_type: ChatType::Single,
+                    chat_id: "u".into(),
+                    sender: "u".into(),
+                    msg_id: format!("m{seq}"),
+                    create_time: 0,
+                    content: Content::Text { text: "hi".into() },
+                    quote: None,
+                    response_url: None,
+                },
+                received_at: 0,
+                failures: 0,
+            },
+        }
+    }
+
+    fn append(s: &mut Segments, seqs: std::ops::RangeInclusive<u64>) {
+        let mut buf = Vec::new();
+        for seq in seqs.clone() {
+            encode(&mut buf, &logged(seq));
+        }
+        assert!(s.append(&buf, *seqs.end()).expect("append").is_none());
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_off_and_the_log_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (mut s, _, records) = Segments::open(dir.path()).expect("open");
+            assert!(records.is_empty());
+            append(&mut s, 1..=3);
+        }
+        // A crash in the middle of the next append: half a record on disk.
+        let mut half = Vec::new();
+        encode(&mut half, &logged(4));
+        let path = segment_path(dir.path(), 1);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("segment");
+        f.write_all(&half[..half.len() / 2]).expect("torn write");
+        drop(f);
+
+        let (mut s, _, records) = Segments::open(dir.path()).expect("reopen");
+        let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1, 2, 3], "the torn record is gone, the others kept");
+        assert_eq!(records[1], logged(2));
+        append(&mut s, 4..=4);
+        drop(s);
+        let (_, _, records) = Segments::open(dir.path()).expect("again");
+        assert_eq!(records.len(), 4, "appends after the cut read back");
+    }
+
+    #[test]
+    fn damage_before_the_newest_segment_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (mut s, _, _) = Segments::open(dir.path()).expect("open");
+            append(&mut s, 1..=2);
+        }
+        std::fs::write(segment_path(dir.path(), 2), b"").expect("a newer segment");
+        let path = segment_path(dir.path(), 1);
+        let mut bytes = std::fs::read(&path).expect("read");
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0x55;
+        std::fs::write(&path, bytes).expect("damage");
+        let err = Segments::open(dir.path()).expect_err("refused");
+        assert!(err.to_string().contains("damaged"), "{err}");
+    }
+
+    #[test]
+    fn processed_segments_are_the_closed_ones_before_the_oldest_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut s, mut closed, _) = Segments::open(dir.path()).expect("open");
+        // Fill two segments and start a third.
+        let big = "字".repeat(1 << 20);
+        let mut seq = 0;
+        while closed.len() < 2 {
+            seq += 1;
+            let mut r = logged(seq);
+            r.item.inbound.content = Content::Text { text: big.clone() };
+            let mut buf = Vec::new();
+            encode(&mut buf, &r);
+            if let Some(c) = s.append(&buf, seq).expect("append") {
+                closed.push(c);
+            }
+        }
+        let first_last = closed.0[0].last_seq;
+        assert_eq!(closed.processed(Some(1)), 0);
+        assert_eq!(
+            closed.processed(Some(first_last)),
+            0,
+            "its last one is pending"
+        );
+        assert_eq!(closed.processed(Some(first_last + 1)), 1);
+        assert_eq!(closed.processed(None), 2, "nothing pending");
+        delete(&closed.take(1)).expect("delete");
+        drop(s);
+        let (_, closed, records) = Segments::open(dir.path()).expect("reopen");
+        assert_eq!(closed.len(), 1, "one closed segment left");
+        assert!(
+            records.iter().all(|r| r.seq > first_last),
+            "the deleted ones are gone"
+        );
+    }
+}

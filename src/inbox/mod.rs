@@ -1,0 +1,606 @@
+//! The durable inbox: every verified inbound message, stored before WeCom gets its 200.
+//!
+//! A message is stored by appending it to the inbox's own write-ahead log (`log.rs`) and
+//! answered once an `fdatasync` covers it. The log is written by one thread, the *syncer*:
+//! callbacks append their records to a shared buffer under a short lock and wait on one
+//! watch for the durable sequence number; the syncer takes the whole buffer, writes it with
+//! one `write` and one `fdatasync`, and publishes the last sequence number in it. So every
+//! callback that arrives during a sync rides the next one (group commit), no callback waits
+//! on a channel of its own, and the syncer is woken only when it sleeps.
+//!
+//! Unprocessed messages are also kept in memory in arrival order, and the conversation
+//! worker reads them from there ([`Inbox::pending`]), never from disk.
+//!
+//! Trees (declared here only):
+//! - `inbox`: `String dedupe key` → [`Entry`]: processed messages. The conversation worker
+//!   writes the entry (without the payload) in the same transaction as the effects of
+//!   processing the message, so a crash keeps either the pending message (in the log) or its
+//!   effects, never half of each. The entries stay as dedupe keys until swept after
+//!   `storage.dedupe_ttl`. (Stores from before the log kept pending messages here too, with
+//!   their payload; they are still read at start.)
+//! - `inbox_dead`: `u64 seq` → [`InboxItem`]: messages that failed processing repeatedly,
+//!   kept for an operator instead of blocking the queue.
+//!
+//! A message's dedupe key is looked up in memory (stored, not processed yet) and then in
+//! `inbox` (processed), under the lock that orders appends: a retried callback is never
+//! stored twice. A log segment is deleted only after every message in it is processed and
+//! the store flushed ([`Inbox::drop_processed`]). At start the log is replayed:
+//! every record whose key is not in `inbox` is pending again, in its old order.
+//!
+//! If the log cannot be written, the inbox stops accepting (503 for every callback, so WeCom
+//! retries) rather than guess what reached the disk: [`Inbox::check`] says so to the storage
+//! watchdog, which opens the inbox again once the disk takes writes, and the replay finds
+//! what did (a retry of a message that did is then a duplicate).
+
+mod log;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
+
+use crate::store::trees;
+use crate::store::{self, Record, Store, Tree, Tx, TxFail};
+use crate::wecom::Inbound;
+
+/// A message waiting to be processed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InboxItem {
+    pub inbound: Inbound,
+    /// Unix milliseconds when we stored it.
+    pub received_at: i64,
+    /// Processing attempts that failed so far (counted in memory since the last start).
+    #[serde(default)]
+    pub failures: u32,
+}
+
+impl Record for InboxItem {}
+
+/// The record under a dedupe key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    /// Arrival order.
+    pub seq: u64,
+    /// Unix ms when first stored.
+    pub received_at: i64,
+    /// The message while unprocessed (stores from before the log only); `None` once done.
+    #[serde(default)]
+    pub item: Option<InboxItem>,
+    /// Unix ms when processed (or dead-lettered).
+    #[serde(default)]
+    pub done_at: Option<i64>,
+}
+
+impl Record for Entry {}
+
+/// Outcome of [`Inbox::accept`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored under this sequence number.
+    New(u64),
+    /// Seen before; nothing stored.
+    Duplicate,
+}
+
+/// How far the log is on disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Progress {
+    /// Every message up to this sequence number is durable.
+    durable: u64,
+    /// The log could not be written: nothing after `durable` ever will be.
+    failed: bool,
+}
+
+/// What the callbacks, the syncer and the worker share, under one lock.
+#[derive(Debug, Default)]
+struct State {
+    /// Encoded records not yet handed to the syncer.
+    buffer: Vec<u8>,
+    /// The last sequence number in `buffer`.
+    buffered_to: u64,
+    /// How many records `buffer` holds.
+    buffered: u64,
+    /// The syncer is asleep and must be woken for new records.
+    syncer_asleep: bool,
+    /// The last handle is gone: the syncer writes what is left and stops.
+    closing: bool,
+    /// Why the log stopped, once it did.
+    failed: Option<String>,
+    /// Stored, unprocessed messages in arrival order.
+    pending: BTreeMap<u64, (String, InboxItem)>,
+    /// The dedupe keys of `pending`.
+    keys: HashMap<String, u64>,
+    /// Log segments no longer appended to.
+    closed: log::ClosedSegments,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    wake_syncer: Condvar,
+    progress: watch::Sender<Progress>,
+    /// New durable messages for the worker.
+    notify: Notify,
+    /// Callbacks between arrival and their answer ([`Inbox::busy`]).
+    in_flight: AtomicUsize,
+    syncs: AtomicU64,
+    synced: AtomicU64,
+}
+
+/// What the syncer has done since the start (benchmarks, metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// `fdatasync`s of the log, one per batch.
+    pub syncs: u64,
+    /// Messages they made durable.
+    pub messages: u64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Stops the syncer when the last [`Inbox`] handle is dropped, after it wrote what it had.
+#[derive(Debug)]
+struct Syncer {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.shared.lock().closing = true;
+        self.shared.wake_syncer.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Inbox {
+    shared: Arc<Shared>,
+    entries: Tree<String, Entry>,
+    dead: Tree<u64, InboxItem>,
+    store: Store,
+    _syncer: Arc<Syncer>,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox").finish_non_exhaustive()
+    }
+}
+
+/// One callback counted in [`Inbox::busy`] until dropped (also when its request is).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> InFlight<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Inbox {
+    /// Open the inbox: replay its log and start the syncer.
+    pub fn open(store: &Store) -> store::Result<Inbox> {
+        let entries: Tree<String, Entry> = store.tree(&trees::INBOX)?;
+        let (segments, closed, records) = log::Segments::open(&store.log_dir("inbox"))?;
+        let mut st = State {
+            closed,
+            ..State::default()
+        };
+        // Pending messages of stores from before the log.
+        for entry in entries.iter() {
+            let (key, e) = entry?;
+            if let Some(item) = e.item {
+                st.keys.insert(key.clone(), e.seq);
+                st.pending.insert(e.seq, (key, item));
+            }
+        }
+        let mut durable = 0;
+        for r in records {
+            durable = durable.max(r.seq);
+            if !entries.contains(&r.key)? {
+                st.keys.insert(r.key.clone(), r.seq);
+                st.pending.insert(r.seq, (r.key, r.item));
+            }
+        }
+        if !st.pending.is_empty() {
+            tracing::info!(
+                pending = st.pending.len(),
+                "resuming unprocessed inbox messages"
+            );
+        }
+        let shared = Arc::new(Shared {
+            state: Mutex::new(st),
+            wake_syncer: Condvar::new(),
+            progress: watch::Sender::new(Progress {
+                durable,
+                failed: false,
+            }),
+            notify: Notify::new(),
+            in_flight: AtomicUsize::new(0),
+            syncs: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+        });
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("inbox-syncer".into())
+                .spawn(move || sync_loop(&shared, segments))?
+        };
+        Ok(Inbox {
+            _syncer: Arc::new(Syncer {
+                shared: shared.clone(),
+                thread: Some(thread),
+            }),
+            shared,
+            entries,
+            dead: store.tree(&trees::INBOX_DEAD)?,
+            store: store.clone(),
+        })
+    }
+
+    /// Store `inbound` unless its dedupe key was seen, and return once it is on disk.
+    ///
+    /// A duplicate of a message still on its way to disk is answered once it is there:
+    /// WeCom must not see a 200 for anything that could still be lost.
+    pub async fn accept(&self, inbound: Inbound) -> store::Result<Accepted> {
+        let _counted = InFlight::enter(&self.shared.in_flight);
+        let key = inbound.dedupe_key();
+        let (seq, outcome) = {
+            let mut st = self.shared.lock();
+            if let Some(why) = &st.failed {
+                return Err(store::Error::Flush(why.clone()));
+            }
+            if let Some(&seq) = st.keys.get(&key) {
+                (seq, Accepted::Duplicate)
+            } else if self.entries.contains(&key)? {
+                return Ok(Accepted::Duplicate);
+            } else {
+                let seq = self.store.generate_id()?;
+                let item = InboxItem {
+                    inbound,
+                    received_at: crate::util::unix_millis(),
+                    failures: 0,
+                };
+                let record = log::Logged { seq, key, item };
+                log::encode(&mut st.buffer, &record);
+                st.buffered_to = seq;
+                st.buffered += 1;
+                st.keys.insert(record.key.clone(), seq);
+                st.pending.insert(seq, (record.key, record.item));
+                if st.syncer_asleep {
+                    st.syncer_asleep = false;
+                    self.shared.wake_syncer.notify_one();
+                }
+                (seq, Accepted::New(seq))
+            }
+        };
+        let mut progress = self.shared.progress.subscribe();
+        let reached = progress
+            .wait_for(|p| p.durable >= seq || p.failed)
+            .await
+            .map(|p| p.durable >= seq);
+        match reached {
+            Ok(true) => Ok(outcome),
+            _ => Err(store::Error::Flush(
+                "the inbox log could not be written".into(),
+            )),
+        }
+    }
+
+    /// `Err` once the log could not be written (callbacks are refused until the inbox is
+    /// opened again; the storage watchdog does that once the disk takes writes).
+    pub fn check(&self) -> store::Result<()> {
+        match &self.shared.lock().failed {
+            Some(why) => Err(store::Error::Flush(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether callbacks are waiting to be stored right now: the processing workers use it
+    /// to leave the CPU to the acknowledgement path under load.
+    pub fn busy(&self) -> bool {
+        self.shared.in_flight.load(Ordering::Relaxed) > 0
+    }
+
+    pub fn log_stats(&self) -> LogStats {
+        LogStats {
+            syncs: self.shared.syncs.load(Ordering::Relaxed),
+            messages: self.shared.synced.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Wait until a new item may be available.
+    pub async fn wait(&self) {
+        self.shared.notify.notified().await;
+    }
+
+    /// The oldest unprocessed messages on disk, in arrival order.
+    pub fn pending(&self, limit: usize) -> store::Result<Vec<(u64, InboxItem)>> {
+        let durable = self.shared.progress.borrow().durable;
+        Ok(self
+            .shared
+            .lock()
+            .pending
+            .range(..=durable)
+            .take(limit)
+            .map(|(seq, (_, item))| (*seq, item.clone()))
+            .collect())
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.shared.lock().pending.len()
+    }
+
+    /// The tree a processing transaction must include to call [`Inbox::complete`].
+    pub fn tree(&self) -> &Tree<String, Entry> {
+        &self.entries
+    }
+
+    /// Mark `item` processed, inside the transaction that applies its effects. Call
+    /// [`Inbox::processed`] once that transaction committed.
+    pub fn complete(
+        &self,
+        tx: &Tx<'_>,
+        seq: u64,
+        item: &InboxItem,
+        now: i64,
+    ) -> Result<(), TxFail> {
+        tx.insert(
+            &self.entries,
+            &item.inbound.dedupe_key(),
+            &Entry {
+                seq,
+                received_at: item.received_at,
+                item: None,
+                done_at: Some(now),
+            },
+        )
+    }
+
+    /// Drop committed messages from the pending ones (their entries are in `inbox` now).
+    pub fn processed(&self, seqs: &[u64]) {
+        let mut st = self.shared.lock();
+        for s in seqs {
+            if let Some((key, _)) = st.pending.remove(s) {
+                st.keys.remove(&key);
+            }
+        }
+    }
+
+    /// Record a failed processing attempt; after `max_failures` the message moves to the dead
+    /// letters (its key stays, so a late retry is still recognised). Returns true when moved.
+    pub fn record_failure(&self, seq: u64, max_failures: u32) -> store::Result<bool> {
+        let (key, item) = {
+            let mut st = self.shared.lock();
+            let Some((key, item)) = st.pending.get_mut(&seq) else {
+                return Ok(false);
+            };
+            item.failures += 1;
+            if item.failures < max_failures {
+                return Ok(false);
+            }
+            (key.clone(), item.clone())
+        };
+        self.store
+            .transaction::<_, std::convert::Infallible>(&[&self.dead, &self.entries], |tx| {
+                tx.insert(&self.dead, &seq, &item)?;
+                tx.insert(
+                    &self.entries,
+                    &key,
+                    &Entry {
+                        seq,
+                        received_at: item.received_at,
+                        item: None,
+                        done_at: Some(crate::util::unix_millis()),
+                    },
+                )?;
+                Ok(())
+            })
+            .map_err(|e| e.into_store())?;
+        self.processed(&[seq]);
+        Ok(true)
+    }
+
+    /// Delete the log segments whose messages are all processed, after a flush of the store
+    /// makes the effects of processing them durable. The worker calls it between batches
+    /// (not the syncer: a flush there would hold up acknowledgements).
+    pub async fn drop_processed(&self) -> store::Result<()> {
+        let n = {
+            let st = self.shared.lock();
+            st.closed.processed(st.pending.keys().next().copied())
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        self.store.durable().await?;
+        let done = self.shared.lock().closed.take(n);
+        tokio::task::block_in_place(|| log::delete(&done))?;
+        tracing::debug!(
+            segments = done.len(),
+            "processed inbox log segments deleted"
+        );
+        Ok(())
+    }
+
+    /// Messages that failed processing too often.
+    pub fn dead_letters(&self) -> store::Result<Vec<(u64, InboxItem)>> {
+        self.dead.iter().collect()
+    }
+
+    /// Drop done entries older than `ttl` (their dedupe keys expire). Returns how many.
+    pub fn sweep_dedupe(&self, ttl: Duration) -> store::Result<usize> {
+        let cutoff = crate::util::unix_millis() - ttl.as_millis() as i64;
+        let mut removed = 0;
+        for entry in self.entries.iter() {
+            let (key, e) = entry?;
+            if e.item.is_none() && e.received_at < cutoff {
+                self.entries.remove(&key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// The syncer: write whatever the callbacks buffered, make it durable, tell them.
+fn sync_loop(shared: &Shared, mut segments: log::Segments) {
+    let mut spare = Vec::new();
+    loop {
+        let (bytes, last_seq, count) = {
+            let mut st = shared.lock();
+            while st.buffer.is_empty() && !st.closing {
+                st.syncer_asleep = true;
+                st = shared
+                    .wake_syncer
+                    .wait(st)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            st.syncer_asleep = false;
+            if st.buffer.is_empty() {
+                return; // closing, and everything is written
+            }
+            let bytes = std::mem::replace(&mut st.buffer, std::mem::take(&mut spare));
+            (bytes, st.buffered_to, std::mem::take(&mut st.buffered))
+        };
+        match segments.append(&bytes, last_seq) {
+            Ok(None) => {}
+            Ok(Some(closed)) => shared.lock().closed.push(closed),
+            Err(e) => {
+                fail(shared, &e.to_string());
+                return;
+            }
+        }
+        shared.progress.send_modify(|p| p.durable = last_seq);
+        shared.syncs.fetch_add(1, Ordering::Relaxed);
+        shared.synced.fetch_add(count, Ordering::Relaxed);
+        shared.notify.notify_one();
+        spare = bytes;
+        spare.clear();
+    }
+}
+
+/// The log could not be written: refuse every callback from now on (WeCom retries them),
+/// and forget the messages that were not acknowledged.
+fn fail(shared: &Shared, why: &str) {
+    tracing::error!(error = %why, "the inbox log could not be written; callbacks are refused until it is reopened");
+    let durable = shared.progress.borrow().durable;
+    let mut st = shared.lock();
+    st.failed = Some(format!("the inbox log could not be written: {why}"));
+    let lost: Vec<u64> = st.pending.range(durable + 1..).map(|(s, _)| *s).collect();
+    for s in lost {
+        if let Some((key, _)) = st.pending.remove(&s) {
+            st.keys.remove(&key);
+        }
+    }
+    st.buffer.clear();
+    st.buffered = 0;
+    drop(st);
+    shared.progress.send_modify(|p| p.failed = true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wecom::{Channel, ChatType, Content};
+
+    fn msg(id: &str) -> Inbound {
+        Inbound {
+            channel: Channel::App,
+            chat_type: ChatType::Single,
+            chat_id: "u".into(),
+            sender: "u".into(),
+            msg_id: id.into(),
+            create_time: 0,
+            content: Content::Text { text: "hi".into() },
+            quote: None,
+            response_url: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_stored_once_and_dead_letters_move() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 8 << 20).expect("open");
+        let inbox = Inbox::open(&store).expect("inbox");
+        let first = inbox.accept(msg("m1")).await.expect("accept");
+        assert!(matches!(first, Accepted::New(_)));
+        assert_eq!(
+            inbox.accept(msg("m1")).await.expect("again"),
+            Accepted::Duplicate
+        );
+        assert!(matches!(
+            inbox.accept(msg("m2")).await.expect("m2"),
+            Accepted::New(_)
+        ));
+        let pending = inbox.pending(10).expect("pending");
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending[0].1.inbound.msg_id, "m1");
+        let Accepted::New(seq) = first else {
+            unreachable!()
+        };
+        assert!(!inbox.record_failure(seq, 2).expect("fail once"));
+        assert!(inbox.record_failure(seq, 2).expect("fail twice"));
+        assert_eq!(inbox.pending_count(), 1);
+        assert_eq!(inbox.dead_letters().expect("dead").len(), 1);
+        // The dedupe key outlives processing: a late retry is still recognised.
+        assert_eq!(
+            inbox.accept(msg("m1")).await.expect("late"),
+            Accepted::Duplicate
+        );
+        assert_eq!(
+            inbox
+                .sweep_dedupe(Duration::from_secs(3600))
+                .expect("sweep"),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_rebuilt_on_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path(), 8 << 20).expect("open");
+            let inbox = Inbox::open(&store).expect("inbox");
+            for id in ["a", "b", "c"] {
+                inbox.accept(msg(id)).await.expect("accept");
+            }
+            let (seq, item) = inbox.pending(1).expect("pending").remove(0);
+            store
+                .transaction::<_, std::convert::Infallible>(&[inbox.tree()], |tx| {
+                    inbox.complete(tx, seq, &item, 1)?;
+                    Ok(())
+                })
+                .expect("complete");
+            inbox.processed(&[seq]);
+        }
+        let store = Store::open(dir.path(), 8 << 20).expect("reopen");
+        let inbox = Inbox::open(&store).expect("inbox");
+        let ids: Vec<String> = inbox
+            .pending(10)
+            .expect("pending")
+            .into_iter()
+            .map(|(_, i)| i.inbound.msg_id)
+            .collect();
+        assert_eq!(ids, ["b", "c"], "the processed one is gone, the order kept");
+        assert_eq!(
+            inbox.accept(msg("a")).await.expect("retry"),
+            Accepted::Duplicate
+        );
+    }
+}
