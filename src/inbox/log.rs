@@ -40,12 +40,14 @@ pub(super) struct Logged {
 
 impl Record for Logged {}
 
-/// Append `record` to `out`, framed.
-pub(super) fn encode(out: &mut Vec<u8>, record: &Logged) {
+/// Append `record` to `out`, framed; returns where its payload starts in `out`.
+pub(super) fn encode(out: &mut Vec<u8>, record: &Logged) -> usize {
     let payload = record.to_bytes();
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    let at = out.len();
     out.extend_from_slice(&payload);
+    at
 }
 
 /// The records at the start of `bytes` and how many bytes they take; stops at the first

@@ -94,6 +94,11 @@ struct Progress {
     failed: bool,
 }
 
+/// A batch at least this large means callbacks are arriving faster than syncs take...
+const BUSY_BATCH: u64 = 4;
+/// ...and the syncer then waits this long for the next batch to gather.
+const GATHER: Duration = Duration::from_micros(200);
+
 /// What the callbacks, the syncer and the worker share, under one lock.
 #[derive(Debug, Default)]
 struct State {
@@ -110,11 +115,42 @@ struct State {
     /// Why the log stopped, once it did.
     failed: Option<String>,
     /// Stored, unprocessed messages in arrival order.
-    pending: BTreeMap<u64, (String, InboxItem)>,
+    pending: BTreeMap<u64, Pending>,
     /// The dedupe keys of `pending`.
     keys: HashMap<String, u64>,
     /// Log segments no longer appended to.
     closed: log::ClosedSegments,
+}
+
+/// An unprocessed message, kept encoded (a backlog during a burst costs its bytes, not a
+/// tree of strings; the worker decodes it).
+#[derive(Debug, Clone)]
+struct Pending {
+    key: String,
+    /// A [`log::Logged`] in the record encoding.
+    record: Box<[u8]>,
+    failures: u32,
+}
+
+impl Pending {
+    fn new(key: String, record: &log::Logged) -> Pending {
+        Pending {
+            key,
+            record: record.to_bytes().into(),
+            failures: record.item.failures,
+        }
+    }
+
+    fn item(&self) -> store::Result<InboxItem> {
+        let logged = log::Logged::from_bytes(&self.record).map_err(|source| store::Error::Codec {
+            tree: "inbox log",
+            source,
+        })?;
+        Ok(InboxItem {
+            failures: self.failures,
+            ..logged.item
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -207,7 +243,12 @@ impl Inbox {
             let (key, e) = entry?;
             if let Some(item) = e.item {
                 st.keys.insert(key.clone(), e.seq);
-                st.pending.insert(e.seq, (key, item));
+                let record = log::Logged {
+                    seq: e.seq,
+                    key: key.clone(),
+                    item,
+                };
+                st.pending.insert(e.seq, Pending::new(key, &record));
             }
         }
         let mut durable = 0;
@@ -215,7 +256,7 @@ impl Inbox {
             durable = durable.max(r.seq);
             if !entries.contains(&r.key)? {
                 st.keys.insert(r.key.clone(), r.seq);
-                st.pending.insert(r.seq, (r.key, r.item));
+                st.pending.insert(r.seq, Pending::new(r.key.clone(), &r));
             }
         }
         if !st.pending.is_empty() {
@@ -278,11 +319,16 @@ impl Inbox {
                     failures: 0,
                 };
                 let record = log::Logged { seq, key, item };
-                log::encode(&mut st.buffer, &record);
+                let at = log::encode(&mut st.buffer, &record);
+                let pending = Pending {
+                    record: st.buffer[at..].into(),
+                    key: record.key,
+                    failures: 0,
+                };
                 st.buffered_to = seq;
                 st.buffered += 1;
-                st.keys.insert(record.key.clone(), seq);
-                st.pending.insert(seq, (record.key, record.item));
+                st.keys.insert(pending.key.clone(), seq);
+                st.pending.insert(seq, pending);
                 if st.syncer_asleep {
                     st.syncer_asleep = false;
                     self.shared.wake_syncer.notify_one();
@@ -333,14 +379,19 @@ impl Inbox {
     /// The oldest unprocessed messages on disk, in arrival order.
     pub fn pending(&self, limit: usize) -> store::Result<Vec<(u64, InboxItem)>> {
         let durable = self.shared.progress.borrow().durable;
-        Ok(self
+        // Copied under the lock, decoded after it (the callbacks wait on this lock).
+        let copies: Vec<(u64, Pending)> = self
             .shared
             .lock()
             .pending
             .range(..=durable)
             .take(limit)
-            .map(|(seq, (_, item))| (*seq, item.clone()))
-            .collect())
+            .map(|(seq, p)| (*seq, p.clone()))
+            .collect();
+        copies
+            .into_iter()
+            .map(|(seq, p)| Ok((seq, p.item()?)))
+            .collect()
     }
 
     pub fn pending_count(&self) -> usize {
@@ -377,8 +428,8 @@ impl Inbox {
     pub fn processed(&self, seqs: &[u64]) {
         let mut st = self.shared.lock();
         for s in seqs {
-            if let Some((key, _)) = st.pending.remove(s) {
-                st.keys.remove(&key);
+            if let Some(p) = st.pending.remove(s) {
+                st.keys.remove(&p.key);
             }
         }
     }
@@ -388,14 +439,14 @@ impl Inbox {
     pub fn record_failure(&self, seq: u64, max_failures: u32) -> store::Result<bool> {
         let (key, item) = {
             let mut st = self.shared.lock();
-            let Some((key, item)) = st.pending.get_mut(&seq) else {
+            let Some(p) = st.pending.get_mut(&seq) else {
                 return Ok(false);
             };
-            item.failures += 1;
-            if item.failures < max_failures {
+            p.failures += 1;
+            if p.failures < max_failures {
                 return Ok(false);
             }
-            (key.clone(), item.clone())
+            (p.key.clone(), p.item()?)
         };
         self.store
             .transaction::<_, std::convert::Infallible>(&[&self.dead, &self.entries], |tx| {
@@ -492,6 +543,11 @@ fn sync_loop(shared: &Shared, mut segments: log::Segments) {
         shared.notify.notify_one();
         spare = bytes;
         spare.clear();
+        if count >= BUSY_BATCH {
+            // Under load: let the next batch gather for a moment (fewer, larger syncs, which
+            // are costly system calls here); a quiet desk never waits.
+            std::thread::sleep(GATHER);
+        }
     }
 }
 
@@ -504,8 +560,8 @@ fn fail(shared: &Shared, why: &str) {
     st.failed = Some(format!("the inbox log could not be written: {why}"));
     let lost: Vec<u64> = st.pending.range(durable + 1..).map(|(s, _)| *s).collect();
     for s in lost {
-        if let Some((key, _)) = st.pending.remove(&s) {
-            st.keys.remove(&key);
+        if let Some(p) = st.pending.remove(&s) {
+            st.keys.remove(&p.key);
         }
     }
     st.buffer.clear();
