@@ -24,8 +24,11 @@ use serde::{Deserialize, Serialize};
 use super::InboxItem;
 use crate::store::{self, Record};
 
-/// A segment is closed once it is this long.
+/// A segment is closed once it is this long (tests roll segments sooner).
+#[cfg(not(test))]
 pub(super) const SEGMENT_BYTES: u64 = 32 << 20;
+#[cfg(test)]
+pub(super) const SEGMENT_BYTES: u64 = 64 << 10;
 /// A record longer than this is damage, not a message (WeCom bodies are a few KiB).
 const MAX_RECORD: usize = 16 << 20;
 const HEADER: usize = 8;
@@ -316,7 +319,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut s, mut closed, _) = Segments::open(dir.path()).expect("open");
         // Fill two segments and start a third.
-        let big = "字".repeat(1 << 20);
+        let big = "字".repeat(SEGMENT_BYTES as usize / 2);
         let mut seq = 0;
         while closed.len() < 2 {
             seq += 1;

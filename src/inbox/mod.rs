@@ -142,10 +142,11 @@ impl Pending {
     }
 
     fn item(&self) -> store::Result<InboxItem> {
-        let logged = log::Logged::from_bytes(&self.record).map_err(|source| store::Error::Codec {
-            tree: "inbox log",
-            source,
-        })?;
+        let logged =
+            log::Logged::from_bytes(&self.record).map_err(|source| store::Error::Codec {
+                tree: "inbox log",
+                source,
+            })?;
         Ok(InboxItem {
             failures: self.failures,
             ..logged.item
@@ -625,6 +626,59 @@ mod tests {
                 .expect("sweep"),
             0
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn processed_log_segments_are_deleted_and_their_keys_still_dedupe() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log_files = |store: &Store| {
+            std::fs::read_dir(store.log_dir("inbox"))
+                .expect("log dir")
+                .count()
+        };
+        let ids: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+        {
+            let store = Store::open(dir.path(), 8 << 20).expect("open");
+            let inbox = Inbox::open(&store).expect("inbox");
+            for id in &ids {
+                let mut m = msg(id);
+                m.content = Content::Text {
+                    text: "一个很长的故障描述".repeat(20),
+                };
+                inbox.accept(m).await.expect("accept");
+            }
+            assert!(
+                log_files(&store) > 2,
+                "the log rolled over into several segments"
+            );
+            inbox.drop_processed().await.expect("nothing processed yet");
+            assert!(log_files(&store) > 2, "unprocessed segments stay");
+            let pending = inbox.pending(1000).expect("pending");
+            assert_eq!(pending.len(), ids.len());
+            store
+                .transaction::<_, std::convert::Infallible>(&[inbox.tree()], |tx| {
+                    for (seq, item) in &pending {
+                        inbox.complete(tx, *seq, item, 1)?;
+                    }
+                    Ok(())
+                })
+                .expect("complete");
+            let seqs: Vec<u64> = pending.iter().map(|(s, _)| *s).collect();
+            inbox.processed(&seqs);
+            inbox.drop_processed().await.expect("drop");
+            assert_eq!(log_files(&store), 1, "only the open segment is left");
+        }
+        let store = Store::open(dir.path(), 8 << 20).expect("reopen");
+        let inbox = Inbox::open(&store).expect("inbox");
+        assert_eq!(inbox.pending_count(), 0, "nothing comes back");
+        assert_eq!(
+            inbox.accept(msg("m7")).await.expect("late retry"),
+            Accepted::Duplicate
+        );
+        assert!(matches!(
+            inbox.accept(msg("new")).await.expect("new"),
+            Accepted::New(_)
+        ));
     }
 
     #[tokio::test]

@@ -527,6 +527,7 @@ pub async fn metrics(
         }
         metrics::gauge!("helpdesk_incidents_open").set(st.incidents.active()?.len() as f64);
         metrics::gauge!("helpdesk_inbox_pending").set(st.inbox.pending_count() as f64);
+        metrics::gauge!("helpdesk_inbox_dead").set(st.inbox.dead_letters()?.len() as f64);
         metrics::gauge!("helpdesk_outbox_pending").set(st.outbox.pending()?.len() as f64);
         metrics::gauge!("helpdesk_outbox_dead").set(st.outbox.dead_letters()?.len() as f64);
         Ok(())
