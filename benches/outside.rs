@@ -297,9 +297,9 @@ async fn with_wrk(cfg: &Config, base: &str, mut from: u64, levels: &[usize]) {
     println!("wrk (2 threads, {WRK_SECS} s a run, median of {runs} runs):");
     println!();
     println!(
-        "| connections | /healthz req/s (p99) | callbacks acks/s (p50 / p99) | ratio (every run) | backlog processed after |"
+        "| connections | /healthz req/s (p99) | callbacks acks/s (p50 / p99) | ratio (every run) | messages per fdatasync | backlog processed after |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     // More than a run can send at 100,000/s: no request repeats, so no dedupe hits.
     const PER_RUN: usize = WRK_SECS as usize * 100_000;
     for &connections in levels {
@@ -321,22 +321,33 @@ async fn with_wrk(cfg: &Config, base: &str, mut from: u64, levels: &[usize]) {
             }
             drop(reqs);
             std::fs::write(&file, lines).expect("write the requests");
+            let syncs = || async {
+                let n = |name| metric(base, name);
+                (
+                    n("helpdesk_inbox_log_syncs_total").await.unwrap_or(0.0),
+                    n("helpdesk_inbox_log_messages_total").await.unwrap_or(0.0),
+                )
+            };
+            let (syncs_before, messages_before) = syncs().await;
             let c = wrk(connections, base, Some((&lua, &file)));
+            let (syncs_after, messages_after) = syncs().await;
+            let per_sync =
+                (messages_after - messages_before) / (syncs_after - syncs_before).max(1.0);
             assert!(
                 c.requests <= PER_RUN as u64,
                 "a run repeated requests: raise PER_RUN"
             );
             let drained = idle(base).await;
-            results.push((c.per_sec / h.per_sec, h, c, drained));
+            results.push((c.per_sec / h.per_sec, h, c, drained, per_sync));
         }
         results.sort_by(|a, b| a.0.total_cmp(&b.0));
         let every: Vec<String> = results
             .iter()
             .map(|r| format!("{:.0}%", r.0 * 100.0))
             .collect();
-        let (ratio, h, c, drained) = &results[results.len() / 2];
+        let (ratio, h, c, drained, per_sync) = &results[results.len() / 2];
         println!(
-            "| {connections} | {:.0} ({:.2} ms) | {:.0} ({:.2} / {:.2} ms){} | **{:.0}%** ({}) | {:.1} s |",
+            "| {connections} | {:.0} ({:.2} ms) | {:.0} ({:.2} / {:.2} ms){} | **{:.0}%** ({}) | {per_sync:.1} | {:.1} s |",
             h.per_sec,
             h.p99_ms,
             c.per_sec,

@@ -229,6 +229,15 @@ impl Outbox {
         self.dead.iter().map(|r| r.map(|(_, j)| j)).collect()
     }
 
+    /// How many jobs wait (without decoding them: `/metrics` asks on every scrape).
+    pub fn pending_count(&self) -> usize {
+        self.jobs.len()
+    }
+
+    pub fn dead_count(&self) -> usize {
+        self.dead.len()
+    }
+
     /// Put a dead job back in the queue with fresh attempts.
     pub fn retry_dead(&self, id: u64) -> store::Result<bool> {
         let moved = self

@@ -21,7 +21,7 @@ pub const MAX_FAILURES: u32 = 5;
 /// Inbox items applied in one transaction at most.
 const BATCH: usize = 32;
 /// Under callback load the worker pauses this many times as long as its last batch took.
-const YIELD_FACTOR: u32 = 3;
+const YIELD_FACTOR: u32 = 8;
 /// Pause after a failed message before the queue is read again.
 const FAILURE_PAUSE: Duration = Duration::from_secs(1);
 

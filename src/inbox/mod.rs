@@ -490,6 +490,10 @@ impl Inbox {
         Ok(())
     }
 
+    pub fn dead_count(&self) -> usize {
+        self.dead.len()
+    }
+
     /// Messages that failed processing too often.
     pub fn dead_letters(&self) -> store::Result<Vec<(u64, InboxItem)>> {
         self.dead.iter().collect()

@@ -527,9 +527,12 @@ pub async fn metrics(
         }
         metrics::gauge!("helpdesk_incidents_open").set(st.incidents.active()?.len() as f64);
         metrics::gauge!("helpdesk_inbox_pending").set(st.inbox.pending_count() as f64);
-        metrics::gauge!("helpdesk_inbox_dead").set(st.inbox.dead_letters()?.len() as f64);
-        metrics::gauge!("helpdesk_outbox_pending").set(st.outbox.pending()?.len() as f64);
-        metrics::gauge!("helpdesk_outbox_dead").set(st.outbox.dead_letters()?.len() as f64);
+        metrics::gauge!("helpdesk_inbox_dead").set(st.inbox.dead_count() as f64);
+        let log = st.inbox.log_stats();
+        metrics::counter!("helpdesk_inbox_log_syncs_total").absolute(log.syncs);
+        metrics::counter!("helpdesk_inbox_log_messages_total").absolute(log.messages);
+        metrics::gauge!("helpdesk_outbox_pending").set(st.outbox.pending_count() as f64);
+        metrics::gauge!("helpdesk_outbox_dead").set(st.outbox.dead_count() as f64);
         Ok(())
     })
     .await;
