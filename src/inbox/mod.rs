@@ -85,13 +85,12 @@ pub enum Accepted {
     Duplicate,
 }
 
-/// How far the log is on disk.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Progress {
-    /// Every message up to this sequence number is durable.
-    durable: u64,
-    /// The log could not be written: nothing after `durable` ever will be.
-    failed: bool,
+/// One batch's outcome, `None` until its `fdatasync` returned (`Some(false)`: it failed).
+/// Each callback waits on its own batch's, so a sync wakes exactly the callbacks it covers.
+type BatchDone = Arc<watch::Sender<Option<bool>>>;
+
+fn new_batch() -> BatchDone {
+    Arc::new(watch::Sender::new(None))
 }
 
 /// A batch at least this large means callbacks are arriving faster than syncs take...
@@ -100,7 +99,7 @@ const BUSY_BATCH: u64 = 4;
 const GATHER: Duration = Duration::from_micros(200);
 
 /// What the callbacks, the syncer and the worker share, under one lock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     /// Encoded records not yet handed to the syncer.
     buffer: Vec<u8>,
@@ -108,6 +107,10 @@ struct State {
     buffered_to: u64,
     /// How many records `buffer` holds.
     buffered: u64,
+    /// The outcome of the records in `buffer`.
+    batch: BatchDone,
+    /// The batch being written and synced: its last sequence number and outcome.
+    syncing: Option<(u64, BatchDone)>,
     /// The syncer is asleep and must be woken for new records.
     syncer_asleep: bool,
     /// The last handle is gone: the syncer writes what is left and stops.
@@ -158,7 +161,8 @@ impl Pending {
 struct Shared {
     state: Mutex<State>,
     wake_syncer: Condvar,
-    progress: watch::Sender<Progress>,
+    /// Every message up to this sequence number is on disk.
+    durable: AtomicU64,
     /// New durable messages for the worker.
     notify: Notify,
     /// Callbacks between arrival and their answer ([`Inbox::busy`]).
@@ -236,8 +240,17 @@ impl Inbox {
         let entries: Tree<String, Entry> = store.tree(&trees::INBOX)?;
         let (segments, closed, records) = log::Segments::open(&store.log_dir("inbox"))?;
         let mut st = State {
+            buffer: Vec::new(),
+            buffered_to: 0,
+            buffered: 0,
+            batch: new_batch(),
+            syncing: None,
+            syncer_asleep: false,
+            closing: false,
+            failed: None,
+            pending: BTreeMap::new(),
+            keys: HashMap::new(),
             closed,
-            ..State::default()
         };
         // Pending messages of stores from before the log.
         for entry in entries.iter() {
@@ -269,10 +282,7 @@ impl Inbox {
         let shared = Arc::new(Shared {
             state: Mutex::new(st),
             wake_syncer: Condvar::new(),
-            progress: watch::Sender::new(Progress {
-                durable,
-                failed: false,
-            }),
+            durable: AtomicU64::new(durable),
             notify: Notify::new(),
             in_flight: AtomicUsize::new(0),
             syncs: AtomicU64::new(0),
@@ -303,13 +313,21 @@ impl Inbox {
     pub async fn accept(&self, inbound: Inbound) -> store::Result<Accepted> {
         let _counted = InFlight::enter(&self.shared.in_flight);
         let key = inbound.dedupe_key();
-        let (seq, outcome) = {
+        let (mut done, outcome) = {
             let mut st = self.shared.lock();
             if let Some(why) = &st.failed {
                 return Err(store::Error::Flush(why.clone()));
             }
             if let Some(&seq) = st.keys.get(&key) {
-                (seq, Accepted::Duplicate)
+                // Stored, not processed yet: answered once its batch is on disk.
+                if seq <= self.shared.durable.load(Ordering::Acquire) {
+                    return Ok(Accepted::Duplicate);
+                }
+                let batch = match &st.syncing {
+                    Some((to, b)) if seq <= *to => b,
+                    _ => &st.batch,
+                };
+                (batch.subscribe(), Accepted::Duplicate)
             } else if self.entries.contains(&key)? {
                 return Ok(Accepted::Duplicate);
             } else {
@@ -334,16 +352,11 @@ impl Inbox {
                     st.syncer_asleep = false;
                     self.shared.wake_syncer.notify_one();
                 }
-                (seq, Accepted::New(seq))
+                (st.batch.subscribe(), Accepted::New(seq))
             }
         };
-        let mut progress = self.shared.progress.subscribe();
-        let reached = progress
-            .wait_for(|p| p.durable >= seq || p.failed)
-            .await
-            .map(|p| p.durable >= seq);
-        match reached {
-            Ok(true) => Ok(outcome),
+        match done.wait_for(Option::is_some).await.map(|r| *r) {
+            Ok(Some(true)) => Ok(outcome),
             _ => Err(store::Error::Flush(
                 "the inbox log could not be written".into(),
             )),
@@ -379,7 +392,7 @@ impl Inbox {
 
     /// The oldest unprocessed messages on disk, in arrival order.
     pub fn pending(&self, limit: usize) -> store::Result<Vec<(u64, InboxItem)>> {
-        let durable = self.shared.progress.borrow().durable;
+        let durable = self.shared.durable.load(Ordering::Acquire);
         // Copied under the lock, decoded after it (the callbacks wait on this lock).
         let copies: Vec<(u64, Pending)> = self
             .shared
@@ -518,7 +531,7 @@ impl Inbox {
 fn sync_loop(shared: &Shared, mut segments: log::Segments) {
     let mut spare = Vec::new();
     loop {
-        let (bytes, last_seq, count) = {
+        let (bytes, last_seq, count, batch) = {
             let mut st = shared.lock();
             while st.buffer.is_empty() && !st.closing {
                 st.syncer_asleep = true;
@@ -532,7 +545,14 @@ fn sync_loop(shared: &Shared, mut segments: log::Segments) {
                 return; // closing, and everything is written
             }
             let bytes = std::mem::replace(&mut st.buffer, std::mem::take(&mut spare));
-            (bytes, st.buffered_to, std::mem::take(&mut st.buffered))
+            let batch = std::mem::replace(&mut st.batch, new_batch());
+            st.syncing = Some((st.buffered_to, batch.clone()));
+            (
+                bytes,
+                st.buffered_to,
+                std::mem::take(&mut st.buffered),
+                batch,
+            )
         };
         match segments.append(&bytes, last_seq) {
             Ok(None) => {}
@@ -542,7 +562,8 @@ fn sync_loop(shared: &Shared, mut segments: log::Segments) {
                 return;
             }
         }
-        shared.progress.send_modify(|p| p.durable = last_seq);
+        shared.durable.store(last_seq, Ordering::Release);
+        batch.send_replace(Some(true));
         shared.syncs.fetch_add(1, Ordering::Relaxed);
         shared.synced.fetch_add(count, Ordering::Relaxed);
         shared.notify.notify_one();
@@ -560,7 +581,7 @@ fn sync_loop(shared: &Shared, mut segments: log::Segments) {
 /// and forget the messages that were not acknowledged.
 fn fail(shared: &Shared, why: &str) {
     tracing::error!(error = %why, "the inbox log could not be written; callbacks are refused until it is reopened");
-    let durable = shared.progress.borrow().durable;
+    let durable = shared.durable.load(Ordering::Acquire);
     let mut st = shared.lock();
     st.failed = Some(format!("the inbox log could not be written: {why}"));
     let lost: Vec<u64> = st.pending.range(durable + 1..).map(|(s, _)| *s).collect();
@@ -571,8 +592,10 @@ fn fail(shared: &Shared, why: &str) {
     }
     st.buffer.clear();
     st.buffered = 0;
-    drop(st);
-    shared.progress.send_modify(|p| p.failed = true);
+    if let Some((_, b)) = st.syncing.take() {
+        b.send_replace(Some(false));
+    }
+    st.batch.send_replace(Some(false));
 }
 
 #[cfg(test)]
