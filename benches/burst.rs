@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod support;
-use support::{percentile, rss_mib};
+use support::{metric, percentile, rss_mib};
 
 /// A 1×1 PNG; a counter appended keeps each agent's screenshot distinct.
 const PNG: &[u8] = &[
@@ -52,21 +52,6 @@ async fn send(http: &reqwest::Client, sim: &str, member: &str, body: Value) -> (
         Err(_) => false,
     };
     (ok, began.elapsed())
-}
-
-async fn metric(http: &reqwest::Client, base: &str, name: &str) -> Option<f64> {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -162,16 +147,16 @@ async fn main() {
     // Settled: every message processed and every reply delivered.
     let settle_by = Instant::now() + Duration::from_secs(600);
     while Instant::now() < settle_by {
-        let inbox = metric(&http, &base, "helpdesk_inbox_pending").await;
-        let outbox = metric(&http, &base, "helpdesk_outbox_pending").await;
+        let inbox = metric(&base, "helpdesk_inbox_pending").await;
+        let outbox = metric(&base, "helpdesk_outbox_pending").await;
         if inbox == Some(0.0) && outbox == Some(0.0) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let unprocessed = metric(&http, &base, "helpdesk_inbox_pending").await;
-    let inbox_dead = metric(&http, &base, "helpdesk_inbox_dead").await;
-    let outbox_dead = metric(&http, &base, "helpdesk_outbox_dead").await;
+    let unprocessed = metric(&base, "helpdesk_inbox_pending").await;
+    let inbox_dead = metric(&base, "helpdesk_inbox_dead").await;
+    let outbox_dead = metric(&base, "helpdesk_outbox_dead").await;
     let messages: Vec<Value> = http
         .get(format!("{sim}/api/messages"))
         .send()

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use wecom_helpdesk::config::Config;
 
 mod support;
-use support::{Run, rss_mib};
+use support::{Run, metric, rss_mib};
 
 /// `connections` keep-alive clients, one connection each (as wrk's connections).
 async fn drive(requests: Arc<Vec<(String, String)>>, connections: usize) -> Run {
@@ -221,20 +221,6 @@ async fn idle(base: &str) -> Duration {
     }
     eprintln!("the server did not process its backlog within 5 minutes");
     started.elapsed()
-}
-
-/// The value of the first line of the server's `/metrics` that starts with `name`.
-async fn metric(base: &str, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse::<f64>().ok())
 }
 
 fn wrk(

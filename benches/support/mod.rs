@@ -130,3 +130,17 @@ pub(crate) async fn drive(
         p99: percentile(&all, 0.99),
     }
 }
+
+/// The value of the first line of the server's `/metrics` at `base` that starts with `name`.
+pub(crate) async fn metric(base: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+}
