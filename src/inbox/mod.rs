@@ -708,6 +708,50 @@ mod tests {
         ));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_keeps_the_messages_not_yet_processed() {
+        let (data, backups) = (
+            tempfile::tempdir().expect("data"),
+            tempfile::tempdir().expect("backups"),
+        );
+        let snapshot = backups.path().join("snap");
+        {
+            let store = Store::open(data.path(), 8 << 20).expect("open");
+            let inbox = Inbox::open(&store).expect("inbox");
+            for id in ["a", "b", "c"] {
+                inbox.accept(msg(id)).await.expect("accept");
+            }
+            let (seq, item) = inbox.pending(1).expect("pending").remove(0);
+            store
+                .transaction::<_, std::convert::Infallible>(&[inbox.tree()], |tx| {
+                    inbox.complete(tx, seq, &item, 1)?;
+                    Ok(())
+                })
+                .expect("complete");
+            inbox.processed(&[seq]);
+            store.snapshot(&snapshot).expect("snapshot");
+        }
+        let restored = tempfile::tempdir().expect("restored");
+        Store::restore(&snapshot, restored.path(), 8 << 20).expect("restore");
+        let store = Store::open(restored.path(), 8 << 20).expect("open restored");
+        let inbox = Inbox::open(&store).expect("inbox");
+        let ids: Vec<String> = inbox
+            .pending(10)
+            .expect("pending")
+            .into_iter()
+            .map(|(_, i)| i.inbound.msg_id)
+            .collect();
+        assert_eq!(
+            ids,
+            ["b", "c"],
+            "pending ones restored, the processed one not"
+        );
+        assert_eq!(
+            inbox.accept(msg("a")).await.expect("retry"),
+            Accepted::Duplicate
+        );
+    }
+
     #[tokio::test]
     async fn the_queue_is_rebuilt_on_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
