@@ -4,8 +4,8 @@
 //!   sites never build byte keys by hand and a corrupt record surfaces as an error.
 //! - [`Store::transaction`] runs a closure atomically over a chosen set of trees. The closure
 //!   is pure (no `.await`, no I/O): sled may run it again on conflict.
-//! - [`durable`] is the database's durability primitive, group commit: a [`DurableWriter`]
-//!   writes every request waiting, flushes once and then answers them all, behind
+//! - [`durable`] is the database's durability primitive, group commit: a [`GroupFlush`]
+//!   flushes once for every caller waiting and then answers them all, behind
 //!   [`Store::durable`] ("everything written before this call is fsynced"). sled's own
 //!   background flush (500 ms) covers the rest; nothing we acknowledge relies on it (sled's
 //!   flush is the only fsync it promises). Callbacks are not stored in the database but in
@@ -34,7 +34,7 @@ use sled::transaction::{
 };
 
 pub use codec::{CodecError, Key, KeyPart, Record, prefix_of};
-pub use durable::{Batch, DurableWriter, WriterStats};
+pub use durable::GroupFlush;
 use health::Barrier;
 pub use health::Health;
 
@@ -90,7 +90,7 @@ pub struct Store {
     /// Every write holds it shared; a snapshot holds it exclusively, so it sees every
     /// transaction whole (see [`backup`]).
     barrier: Barrier,
-    flusher: DurableWriter<durable::FlushOnly>,
+    flusher: GroupFlush,
     media: media::MediaStore,
     /// Shared, so a clone (every request's state holds one) allocates nothing.
     dir: std::sync::Arc<Path>,
@@ -138,7 +138,7 @@ impl Store {
         };
         let store = Store {
             barrier: Barrier::default(),
-            flusher: DurableWriter::start("sled-group-commit", durable::FlushOnly, flusher(&db))?,
+            flusher: GroupFlush::start("sled-group-commit", flusher(&db))?,
             media: media::MediaStore::new(dir.join("media")),
             db,
             dir: dir.into(),
@@ -214,7 +214,7 @@ impl Store {
     /// Wait until every write made before this call is on disk (fsynced). Concurrent callers
     /// share one flush.
     pub async fn durable(&self) -> Result<()> {
-        self.flusher.write(()).await
+        self.flusher.flush().await
     }
 
     /// Flush synchronously (shutdown, CLI tools).
@@ -656,7 +656,7 @@ mod tests {
         for task in tasks {
             task.await.expect("join");
         }
-        let flushes = s.flusher.stats().batches;
+        let flushes = s.flusher.flushes();
         assert!((1..64).contains(&flushes), "flushes: {flushes}");
     }
 }
