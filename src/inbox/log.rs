@@ -45,12 +45,14 @@ impl Record for Logged {}
 
 /// Append `record` to `out`, framed; returns where its payload starts in `out`.
 pub(super) fn encode(out: &mut Vec<u8>, record: &Logged) -> usize {
-    let payload = record.to_bytes();
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    let at = out.len();
-    out.extend_from_slice(&payload);
-    at
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    record.write_to(out);
+    let payload = &out[start + HEADER..];
+    let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
+    start + HEADER
 }
 
 /// The records at the start of `bytes` and how many bytes they take; stops at the first

@@ -126,8 +126,8 @@ struct State {
 }
 
 /// An unprocessed message, kept encoded (a backlog during a burst costs its bytes, not a
-/// tree of strings; the worker decodes it).
-#[derive(Debug, Clone)]
+/// tree of strings; the worker decodes it with [`decode`]).
+#[derive(Debug)]
 struct Pending {
     key: String,
     /// A [`log::Logged`] in the record encoding.
@@ -143,18 +143,18 @@ impl Pending {
             failures: record.item.failures,
         }
     }
+}
 
-    fn item(&self) -> store::Result<InboxItem> {
-        let logged =
-            log::Logged::from_bytes(&self.record).map_err(|source| store::Error::Codec {
-                tree: "inbox log",
-                source,
-            })?;
-        Ok(InboxItem {
-            failures: self.failures,
-            ..logged.item
-        })
-    }
+/// The message in a [`Pending`]'s record, with its failure count.
+fn decode(record: &[u8], failures: u32) -> store::Result<InboxItem> {
+    let logged = log::Logged::from_bytes(record).map_err(|source| store::Error::Codec {
+        tree: "inbox log",
+        source,
+    })?;
+    Ok(InboxItem {
+        failures,
+        ..logged.item
+    })
 }
 
 #[derive(Debug)]
@@ -394,17 +394,17 @@ impl Inbox {
     pub fn pending(&self, limit: usize) -> store::Result<Vec<(u64, InboxItem)>> {
         let durable = self.shared.durable.load(Ordering::Acquire);
         // Copied under the lock, decoded after it (the callbacks wait on this lock).
-        let copies: Vec<(u64, Pending)> = self
+        let copies: Vec<(u64, Box<[u8]>, u32)> = self
             .shared
             .lock()
             .pending
             .range(..=durable)
             .take(limit)
-            .map(|(seq, p)| (*seq, p.clone()))
+            .map(|(seq, p)| (*seq, p.record.clone(), p.failures))
             .collect();
         copies
             .into_iter()
-            .map(|(seq, p)| Ok((seq, p.item()?)))
+            .map(|(seq, record, failures)| Ok((seq, decode(&record, failures)?)))
             .collect()
     }
 
@@ -460,7 +460,7 @@ impl Inbox {
             if p.failures < max_failures {
                 return Ok(false);
             }
-            (p.key.clone(), p.item()?)
+            (p.key.clone(), decode(&p.record, p.failures)?)
         };
         self.store
             .transaction::<_, std::convert::Infallible>(&[&self.dead, &self.entries], |tx| {
@@ -617,6 +617,20 @@ mod tests {
         }
     }
 
+    /// Mark `items` processed, as the worker does: in a transaction, then in memory.
+    fn process(store: &Store, inbox: &Inbox, items: &[(u64, InboxItem)]) {
+        store
+            .transaction::<_, std::convert::Infallible>(&[inbox.tree()], |tx| {
+                for (seq, item) in items {
+                    inbox.complete(tx, *seq, item, 1)?;
+                }
+                Ok(())
+            })
+            .expect("complete");
+        let seqs: Vec<u64> = items.iter().map(|(s, _)| *s).collect();
+        inbox.processed(&seqs);
+    }
+
     #[tokio::test]
     async fn duplicates_are_stored_once_and_dead_letters_move() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -682,16 +696,7 @@ mod tests {
             assert!(log_files(&store) > 2, "unprocessed segments stay");
             let pending = inbox.pending(1000).expect("pending");
             assert_eq!(pending.len(), ids.len());
-            store
-                .transaction::<_, std::convert::Infallible>(&[inbox.tree()], |tx| {
-                    for (seq, item) in &pending {
-                        inbox.complete(tx, *seq, item, 1)?;
-                    }
-                    Ok(())
-                })
-                .expect("complete");
-            let seqs: Vec<u64> = pending.iter().map(|(s, _)| *s).collect();
-            inbox.processed(&seqs);
+            process(&store, &inbox, &pending);
             inbox.drop_processed().await.expect("drop");
             assert_eq!(log_files(&store), 1, "only the open segment is left");
         }
@@ -721,14 +726,7 @@ mod tests {
             for id in ["a", "b", "c"] {
                 inbox.accept(msg(id)).await.expect("accept");
             }
-            let (seq, item) = inbox.pending(1).expect("pending").remove(0);
-            store
-                .transaction::<_, std::convert::Infallible>(&[inbox.tree()], |tx| {
-                    inbox.complete(tx, seq, &item, 1)?;
-                    Ok(())
-                })
-                .expect("complete");
-            inbox.processed(&[seq]);
+            process(&store, &inbox, &inbox.pending(1).expect("pending"));
             store.snapshot(&snapshot).expect("snapshot");
         }
         let restored = tempfile::tempdir().expect("restored");
@@ -761,14 +759,7 @@ mod tests {
             for id in ["a", "b", "c"] {
                 inbox.accept(msg(id)).await.expect("accept");
             }
-            let (seq, item) = inbox.pending(1).expect("pending").remove(0);
-            store
-                .transaction::<_, std::convert::Infallible>(&[inbox.tree()], |tx| {
-                    inbox.complete(tx, seq, &item, 1)?;
-                    Ok(())
-                })
-                .expect("complete");
-            inbox.processed(&[seq]);
+            process(&store, &inbox, &inbox.pending(1).expect("pending"));
         }
         let store = Store::open(dir.path(), 8 << 20).expect("reopen");
         let inbox = Inbox::open(&store).expect("inbox");

@@ -142,9 +142,15 @@ pub trait Record: Serialize + DeserializeOwned {
     }
 
     fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![Self::VERSION];
-        serde_json::to_writer(&mut out, self).expect("records serialize to JSON");
+        let mut out = Vec::new();
+        self.write_to(&mut out);
         out
+    }
+
+    /// Append what [`Record::to_bytes`] returns to `out`.
+    fn write_to(&self, out: &mut Vec<u8>) {
+        out.push(Self::VERSION);
+        serde_json::to_writer(out, self).expect("records serialize to JSON");
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Self, CodecError> {
