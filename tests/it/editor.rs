@@ -231,6 +231,27 @@ async fn faq_entries_are_edited_tested_and_rolled_back() {
         "{restored}"
     );
 
+    // The edit page lists the saved versions, each with a rollback of this entry's file.
+    let admin = console_session(&app, "admin", "admin-demo").await;
+    let page = reqwest::Client::new()
+        .get(format!(
+            "{}/console/admin/kb/edit?id=hk-connect-hours",
+            app.base
+        ))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .expect("edit page")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("历史版本"), "versions listed");
+    assert!(
+        page.contains(r#"action="/console/admin/rollback""#)
+            && page.contains(r#"name="file" value="kb/hk-connect-hours.md""#),
+        "a rollback form for the entry's file"
+    );
+
     // The audit trail has who, what and a diff.
     let (_, audit) = call(&app, reqwest::Method::GET, "/api/v1/admin/audit", None).await;
     let changes = audit["changes"].as_array().expect("changes");
@@ -363,6 +384,22 @@ async fn scripts_are_validated_dry_run_and_applied_to_the_next_intake() {
         app.tickets().list().expect("list").len(),
         tickets_before,
         "the dry run filed nothing"
+    );
+    // The script's page offers the version before the save back.
+    let admin = console_session(&app, "admin", "admin-demo").await;
+    let page = reqwest::Client::new()
+        .get(format!("{}/console/admin/scripts/report.toml", app.base))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .expect("script page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains(r#"action="/console/admin/rollback""#)
+            && page.contains(r#"name="file" value="bot-scripts/report.toml""#),
+        "a rollback form for the script's file"
     );
 
     // A stale version is refused.
