@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use wecom_helpdesk::config::Config;
 
 mod support;
-use support::{Run, metric, rss_mib};
+use support::{Run, cpu_secs, idle_secs, metric, rss_mib};
 
 /// `connections` keep-alive clients, one connection each (as wrk's connections).
 async fn drive(requests: Arc<Vec<(String, String)>>, connections: usize) -> Run {
@@ -138,7 +138,7 @@ async fn main() {
         );
     }
     if Command::new("wrk").arg("--version").output().is_ok() {
-        with_wrk(&cfg, &base, from, &levels).await;
+        with_wrk(server.id(), &cfg, &base, from, &levels).await;
     } else {
         println!();
         println!("(wrk is not installed: apt-get install wrk for the wrk measurement)");
@@ -155,9 +155,16 @@ async fn main() {
     let _ = server.wait();
 }
 
-/// wrk's Lua: each thread takes every n-th pre-built request of the file (no repeats while
-/// the file lasts; `done` reports whether any thread wrapped around).
+/// wrk's Lua: each thread reads its own file of pre-built requests (no repeats while the
+/// file lasts) and sends them in turn.
+///
+/// wrk starts thread 0's load while it still runs the later threads' `init`, yet starts its
+/// clock only after the last one: requests sent in between would count without their time,
+/// and the Lua would take CPU from the server. So every thread's first `request` waits
+/// until the last thread's `init` has written the flag file (`args[3]`).
 const WRK_LUA: &str = r#"
+local ffi = require("ffi")
+ffi.cdef("int usleep(unsigned int usec);")
 local counter = 0
 function setup(thread)
   thread:set("id", counter)
@@ -165,19 +172,33 @@ function setup(thread)
 end
 function init(args)
   reqs = {}
-  local n, i = tonumber(args[2]), 0
-  for line in io.lines(args[1]) do
-    if i % n == id then
-      local path, body = line:match("^(.-)\t(.*)$")
-      reqs[#reqs + 1] = wrk.format("POST", path, {["Content-Type"] = "text/xml"}, body)
-    end
-    i = i + 1
+  for line in io.lines(args[1] .. id) do
+    local path, body = line:match("^(.-)\t(.*)$")
+    reqs[#reqs + 1] = wrk.format("POST", path, {["Content-Type"] = "text/xml"}, body)
   end
-  idx = 0
+  n, idx, flag, started, verified = #reqs, 0, args[3], false, false
+  if id == tonumber(args[2]) - 1 then
+    io.open(flag, "w"):close()
+  end
 end
 function request()
+  if id == 0 and not verified then
+    -- wrk calls thread 0's request once from its main thread, before the other threads'
+    -- init, to count pipelined requests: that call must not wait.
+    verified = true
+    return reqs[1]
+  end
+  while not started do
+    local f = io.open(flag)
+    if f then
+      f:close()
+      started = true
+    else
+      ffi.C.usleep(1000)
+    end
+  end
   idx = idx + 1
-  if idx > #reqs then idx = 1 end
+  if idx > n then idx = 1 end
   return reqs[idx]
 end
 "#;
@@ -191,6 +212,11 @@ struct WrkRun {
     p99_ms: f64,
     requests: u64,
     errors: u64,
+    /// CPU time per request, µs: the server's (all its threads) and wrk's.
+    server_us: f64,
+    wrk_us: f64,
+    /// Share of the machine's cores idle during the run.
+    idle: f64,
 }
 
 fn ms(v: &str) -> f64 {
@@ -223,12 +249,25 @@ async fn idle(base: &str) -> Duration {
     started.elapsed()
 }
 
+/// The machine's cores.
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
+}
+
+/// wrk's threads: two, as the machine has two cores (fewer with fewer connections).
+fn wrk_threads(connections: usize) -> usize {
+    connections.min(2)
+}
+
+/// One wrk run; `script` is the Lua file and the prefix of the request files (one per
+/// thread, the prefix followed by the thread's number).
 fn wrk(
+    server: u32,
     connections: usize,
     url: &str,
     script: Option<(&std::path::Path, &std::path::Path)>,
 ) -> WrkRun {
-    let threads = connections.min(2);
+    let threads = wrk_threads(connections);
     let mut cmd = Command::new("wrk");
     cmd.args([
         &format!("-t{threads}"),
@@ -236,16 +275,33 @@ fn wrk(
         &format!("-d{WRK_SECS}s"),
         "--latency",
     ]);
+    let mut flag = None;
     if let Some((lua, requests)) = script {
+        let started = requests.with_extension("started");
+        let _ = std::fs::remove_file(&started);
         cmd.arg("-s").arg(lua);
         cmd.arg(url)
             .arg("--")
             .arg(requests)
-            .arg(threads.to_string());
+            .arg(threads.to_string())
+            .arg(&started);
+        flag = Some(started);
     } else {
         cmd.arg(url);
     }
-    let out = cmd.output().expect("run wrk");
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("run wrk");
+    // The load starts once the script's threads are ready (at once without a script): count
+    // the CPU from there.
+    while flag.as_ref().is_some_and(|f| !f.exists()) && child.try_wait().expect("wrk").is_none() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let wrk_setup = cpu_secs(Some(child.id()));
+    let cpu = || (cpu_secs(Some(server)), cpu_secs(None), idle_secs());
+    let before = cpu();
+    let started = Instant::now();
+    let out = child.wait_with_output().expect("run wrk");
+    let wall = started.elapsed().as_secs_f64();
+    let after = cpu();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let field = |prefix: &str| {
         text.lines()
@@ -264,13 +320,16 @@ fn wrk(
         p99_ms: ms(&field("99%")),
         requests,
         errors: field("Non-2xx or 3xx responses:").parse().unwrap_or(0),
+        server_us: (after.0 - before.0) * 1e6 / requests.max(1) as f64,
+        wrk_us: (after.1 - before.1 - wrk_setup) * 1e6 / requests.max(1) as f64,
+        idle: (after.2 - before.2) / (wall * cores()),
     }
 }
 
 /// The same levels with wrk, `BENCH_RUNS` (default 3) runs each, alternating `/healthz` and
 /// callbacks; prints the run with the median ratio and every run's ratio, and how long the
 /// workers then took to process the backlog.
-async fn with_wrk(cfg: &Config, base: &str, mut from: u64, levels: &[usize]) {
+async fn with_wrk(server: u32, cfg: &Config, base: &str, mut from: u64, levels: &[usize]) {
     let runs: usize = std::env::var("BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -283,30 +342,35 @@ async fn with_wrk(cfg: &Config, base: &str, mut from: u64, levels: &[usize]) {
     println!("wrk (2 threads, {WRK_SECS} s a run, median of {runs} runs):");
     println!();
     println!(
-        "| connections | /healthz req/s (p99) | callbacks acks/s (p50 / p99) | ratio (every run) | messages per fdatasync | backlog processed after |"
+        "| connections | /healthz req/s (p99) | callbacks acks/s (p50 / p99) | ratio (every run) | messages per fdatasync | backlog processed after | CPU µs a request: server, wrk (/healthz → callbacks) | idle (/healthz → callbacks) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     // More than a run can send at 100,000/s: no request repeats, so no dedupe hits.
     const PER_RUN: usize = WRK_SECS as usize * 100_000;
     for &connections in levels {
         let mut results = Vec::with_capacity(runs);
         for _ in 0..runs {
             idle(base).await;
-            let h = wrk(connections, &format!("{base}/healthz"), None);
+            let h = wrk(server, connections, &format!("{base}/healthz"), None);
             let reqs = support::callbacks(cfg, "outside/", from, PER_RUN, base);
             from += PER_RUN as u64;
-            let file = dir.path().join("requests.tsv");
-            let mut lines = String::with_capacity(PER_RUN * 700);
-            for (url, body) in reqs.iter() {
-                let path = url.trim_start_matches(base);
-                assert!(!body.contains(['\n', '\t']), "one request a line");
-                lines.push_str(path);
-                lines.push('\t');
-                lines.push_str(body);
-                lines.push('\n');
+            let file = dir.path().join("requests");
+            let threads = wrk_threads(connections);
+            for thread in 0..threads {
+                let mut lines = String::with_capacity(PER_RUN / threads * 700);
+                for (url, body) in reqs.iter().skip(thread).step_by(threads) {
+                    let path = url.trim_start_matches(base);
+                    assert!(!body.contains(['\n', '\t']), "one request a line");
+                    lines.push_str(path);
+                    lines.push('\t');
+                    lines.push_str(body);
+                    lines.push('\n');
+                }
+                let mut name = file.clone().into_os_string();
+                name.push(thread.to_string());
+                std::fs::write(name, lines).expect("write the requests");
             }
             drop(reqs);
-            std::fs::write(&file, lines).expect("write the requests");
             let syncs = || async {
                 let n = |name| metric(base, name);
                 (
@@ -315,12 +379,14 @@ async fn with_wrk(cfg: &Config, base: &str, mut from: u64, levels: &[usize]) {
                 )
             };
             let (syncs_before, messages_before) = syncs().await;
-            let c = wrk(connections, base, Some((&lua, &file)));
+            let c = wrk(server, connections, base, Some((&lua, &file)));
             let (syncs_after, messages_after) = syncs().await;
             let per_sync =
                 (messages_after - messages_before) / (syncs_after - syncs_before).max(1.0);
+            // Every acknowledged request was a new message (a repeat would be a dedupe hit,
+            // acknowledged without an append).
             assert!(
-                c.requests <= PER_RUN as u64,
+                messages_after - messages_before >= c.requests as f64,
                 "a run repeated requests: raise PER_RUN"
             );
             let drained = idle(base).await;
@@ -333,7 +399,7 @@ async fn with_wrk(cfg: &Config, base: &str, mut from: u64, levels: &[usize]) {
             .collect();
         let (ratio, h, c, drained, per_sync) = &results[results.len() / 2];
         println!(
-            "| {connections} | {:.0} ({:.2} ms) | {:.0} ({:.2} / {:.2} ms){} | **{:.0}%** ({}) | {per_sync:.1} | {:.1} s |",
+            "| {connections} | {:.0} ({:.2} ms) | {:.0} ({:.2} / {:.2} ms){} | **{:.0}%** ({}) | {per_sync:.1} | {:.1} s | {:.1}, {:.1} → {:.1}, {:.1} | {:.0}% → {:.0}% |",
             h.per_sec,
             h.p99_ms,
             c.per_sec,
@@ -346,7 +412,13 @@ async fn with_wrk(cfg: &Config, base: &str, mut from: u64, levels: &[usize]) {
             },
             ratio * 100.0,
             every.join(" / "),
-            drained.as_secs_f64()
+            drained.as_secs_f64(),
+            h.server_us,
+            h.wrk_us,
+            c.server_us,
+            c.wrk_us,
+            h.idle * 100.0,
+            c.idle * 100.0,
         );
     }
 }

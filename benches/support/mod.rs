@@ -144,3 +144,44 @@ pub(crate) async fn metric(base: &str, name: &str) -> Option<f64> {
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse().ok())
 }
+
+/// CPU time, seconds: user and system time of process `pid` (all its threads), or with
+/// `None` of this process's waited-for children (a finished `wrk`), from `/proc`.
+pub(crate) fn cpu_secs(pid: Option<u32>) -> f64 {
+    let stat = std::fs::read_to_string(pid.map_or_else(
+        || "/proc/self/stat".to_owned(),
+        |p| format!("/proc/{p}/stat"),
+    ))
+    .unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // utime and stime are the 12th and 13th of them, cutime and cstime the 14th and 15th.
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    let at = if pid.is_some() { 11 } else { 13 };
+    fields.get(at..at + 2).map_or(0.0, |t| t[0] + t[1]) / CLOCK_TICKS
+}
+
+/// `USER_HZ`, the unit of `/proc`'s times (100 on every Linux architecture we build for).
+const CLOCK_TICKS: f64 = 100.0;
+
+/// The machine's idle time so far (idle and iowait of every core), seconds.
+pub(crate) fn idle_secs() -> f64 {
+    std::fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .and_then(|cpu| {
+            let f: Vec<f64> = cpu
+                .split_whitespace()
+                .skip(1)
+                .map(|v| v.parse().unwrap_or(0.0))
+                .collect();
+            Some(f.get(3)? + f.get(4)?)
+        })
+        .map_or(0.0, |t| t / CLOCK_TICKS)
+}
