@@ -186,11 +186,14 @@ impl Shared {
     }
 }
 
-/// Stops the syncer when the last [`Inbox`] handle is dropped, after it wrote what it had.
+/// Stops the syncer when the last [`Inbox`] handle is dropped, after it wrote what it had,
+/// and then the thread preparing its segments.
 #[derive(Debug)]
 struct Syncer {
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
+    spare: Arc<log::Spare>,
+    prealloc: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Syncer {
@@ -198,6 +201,10 @@ impl Drop for Syncer {
         self.shared.lock().closing = true;
         self.shared.wake_syncer.notify_one();
         if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.spare.close();
+        if let Some(t) = self.prealloc.take() {
             let _ = t.join();
         }
     }
@@ -288,6 +295,13 @@ impl Inbox {
             syncs: AtomicU64::new(0),
             synced: AtomicU64::new(0),
         });
+        let spare = segments.spare();
+        let prealloc = {
+            let (spare, dir) = (spare.clone(), store.log_dir("inbox"));
+            std::thread::Builder::new()
+                .name("inbox-prealloc".into())
+                .spawn(move || spare.run(&dir))?
+        };
         let thread = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -298,6 +312,8 @@ impl Inbox {
             _syncer: Arc::new(Syncer {
                 shared: shared.clone(),
                 thread: Some(thread),
+                spare,
+                prealloc: Some(prealloc),
             }),
             shared,
             entries,
@@ -675,6 +691,10 @@ mod tests {
         let log_files = |store: &Store| {
             std::fs::read_dir(store.log_dir("inbox"))
                 .expect("log dir")
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                })
                 .count()
         };
         let ids: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
