@@ -189,7 +189,8 @@ impl Spare {
         loop {
             {
                 let mut st = self.lock();
-                while !st.closing && !(st.wanted && st.ready.is_none()) {
+                let work = |st: &SpareState| st.closing || (st.wanted && st.ready.is_none());
+                while !work(&st) {
                     st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
                 }
                 if st.closing {
