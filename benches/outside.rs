@@ -390,6 +390,19 @@ async fn with_wrk(server: u32, cfg: &Config, base: &str, mut from: u64, levels: 
                 "a run repeated requests: raise PER_RUN"
             );
             let drained = idle(base).await;
+            eprintln!(
+                "run: healthz {:.0}/s server {:.1} wrk {:.1} idle {:.0}% | callbacks {:.0}/s p99 {:.2} ms server {:.1} wrk {:.1} idle {:.0}% per sync {:.1}",
+                h.per_sec,
+                h.server_us,
+                h.wrk_us,
+                h.idle * 100.0,
+                c.per_sec,
+                c.p99_ms,
+                c.server_us,
+                c.wrk_us,
+                c.idle * 100.0,
+                per_sync
+            );
             results.push((c.per_sec / h.per_sec, h, c, drained, per_sync));
         }
         results.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -95,8 +95,11 @@ fn new_batch() -> BatchDone {
 
 /// A batch at least this large means callbacks are arriving faster than syncs take...
 const BUSY_BATCH: u64 = 4;
-/// ...and the syncer then waits this long for the next batch to gather.
+/// ...and the syncer then lets the next batch gather, for at most this long...
 const GATHER: Duration = Duration::from_micros(200);
+/// ...looking this often whether callbacks are still arriving: once they stop (every open
+/// request is waiting for the disk), waiting longer would only leave the CPU idle.
+const GATHER_STEP: Duration = Duration::from_micros(40);
 
 /// What the callbacks, the syncer and the worker share, under one lock.
 #[derive(Debug)]
@@ -123,6 +126,8 @@ struct State {
     keys: HashMap<String, u64>,
     /// Log segments no longer appended to.
     closed: log::ClosedSegments,
+    /// The next message's sequence number (see [`Inbox::open`]).
+    next_seq: u64,
 }
 
 /// An unprocessed message, kept encoded (a backlog during a burst costs its bytes, not a
@@ -167,6 +172,10 @@ struct Shared {
     notify: Notify,
     /// Callbacks between arrival and their answer ([`Inbox::busy`]).
     in_flight: AtomicUsize,
+    /// Bumped whenever messages leave `pending` as processed (see [`Inbox::accept`]).
+    processed_epoch: AtomicU64,
+    /// Messages appended since the start (the syncer's gather watches it).
+    appended: AtomicU64,
     syncs: AtomicU64,
     synced: AtomicU64,
 }
@@ -258,10 +267,20 @@ impl Inbox {
             pending: BTreeMap::new(),
             keys: HashMap::new(),
             closed,
+            next_seq: 0,
         };
+        // Sequence numbers come from the inbox's own counter, not the store's: the store's
+        // generator can wait behind a transaction, under the lock every callback takes. They
+        // continue above every number still stored (and above the store's generator, which
+        // gave them before).
+        let dead: Tree<u64, InboxItem> = store.tree(&trees::INBOX_DEAD)?;
+        let mut max_seq = store
+            .generate_id()?
+            .max(dead.last()?.map_or(0, |(seq, _)| seq));
         // Pending messages of stores from before the log.
         for entry in entries.iter() {
             let (key, e) = entry?;
+            max_seq = max_seq.max(e.seq);
             if let Some(item) = e.item {
                 st.keys.insert(key.clone(), e.seq);
                 let record = log::Logged {
@@ -275,11 +294,13 @@ impl Inbox {
         let mut durable = 0;
         for r in records {
             durable = durable.max(r.seq);
+            max_seq = max_seq.max(r.seq);
             if !entries.contains(&r.key)? {
                 st.keys.insert(r.key.clone(), r.seq);
                 st.pending.insert(r.seq, Pending::new(r.key.clone(), &r));
             }
         }
+        st.next_seq = max_seq + 1;
         if !st.pending.is_empty() {
             tracing::info!(
                 pending = st.pending.len(),
@@ -292,6 +313,8 @@ impl Inbox {
             durable: AtomicU64::new(durable),
             notify: Notify::new(),
             in_flight: AtomicUsize::new(0),
+            processed_epoch: AtomicU64::new(0),
+            appended: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             synced: AtomicU64::new(0),
         });
@@ -317,7 +340,7 @@ impl Inbox {
             }),
             shared,
             entries,
-            dead: store.tree(&trees::INBOX_DEAD)?,
+            dead,
             store: store.clone(),
         })
     }
@@ -329,46 +352,66 @@ impl Inbox {
     pub async fn accept(&self, inbound: Inbound) -> store::Result<Accepted> {
         let _counted = InFlight::enter(&self.shared.in_flight);
         let key = inbound.dedupe_key();
-        let (mut done, outcome) = {
-            let mut st = self.shared.lock();
-            if let Some(why) = &st.failed {
-                return Err(store::Error::Flush(why.clone()));
+        let mut inbound = Some(inbound);
+        // Whether an already processed message had this key is a look into the `inbox` tree,
+        // which can wait behind a store transaction for milliseconds: it is done outside the
+        // lock, so that it holds up no other callback. A message processed meanwhile (its
+        // key leaves `keys` after its entry is in the tree) bumps the epoch, and the look is
+        // taken again.
+        let mut epoch = self.shared.processed_epoch.load(Ordering::Acquire);
+        if self.entries.contains(&key)? {
+            return Ok(Accepted::Duplicate);
+        }
+        let (mut done, outcome) = loop {
+            {
+                let mut st = self.shared.lock();
+                if let Some(why) = &st.failed {
+                    return Err(store::Error::Flush(why.clone()));
+                }
+                if let Some(&seq) = st.keys.get(&key) {
+                    // Stored, not processed yet: answered once its batch is on disk.
+                    if seq <= self.shared.durable.load(Ordering::Acquire) {
+                        return Ok(Accepted::Duplicate);
+                    }
+                    let batch = match &st.syncing {
+                        Some((to, b)) if seq <= *to => b,
+                        _ => &st.batch,
+                    };
+                    break (batch.subscribe(), Accepted::Duplicate);
+                }
+                let now = self.shared.processed_epoch.load(Ordering::Acquire);
+                if now == epoch
+                    && let Some(inbound) = inbound.take()
+                {
+                    let seq = st.next_seq;
+                    st.next_seq += 1;
+                    let item = InboxItem {
+                        inbound,
+                        received_at: crate::util::unix_millis(),
+                        failures: 0,
+                    };
+                    let record = log::Logged { seq, key, item };
+                    let at = log::encode(&mut st.buffer, &record);
+                    let pending = Pending {
+                        record: st.buffer[at..].into(),
+                        key: record.key,
+                        failures: 0,
+                    };
+                    st.buffered_to = seq;
+                    st.buffered += 1;
+                    self.shared.appended.fetch_add(1, Ordering::Relaxed);
+                    st.keys.insert(pending.key.clone(), seq);
+                    st.pending.insert(seq, pending);
+                    if st.syncer_asleep {
+                        st.syncer_asleep = false;
+                        self.shared.wake_syncer.notify_one();
+                    }
+                    break (st.batch.subscribe(), Accepted::New(seq));
+                }
+                epoch = now;
             }
-            if let Some(&seq) = st.keys.get(&key) {
-                // Stored, not processed yet: answered once its batch is on disk.
-                if seq <= self.shared.durable.load(Ordering::Acquire) {
-                    return Ok(Accepted::Duplicate);
-                }
-                let batch = match &st.syncing {
-                    Some((to, b)) if seq <= *to => b,
-                    _ => &st.batch,
-                };
-                (batch.subscribe(), Accepted::Duplicate)
-            } else if self.entries.contains(&key)? {
+            if self.entries.contains(&key)? {
                 return Ok(Accepted::Duplicate);
-            } else {
-                let seq = self.store.generate_id()?;
-                let item = InboxItem {
-                    inbound,
-                    received_at: crate::util::unix_millis(),
-                    failures: 0,
-                };
-                let record = log::Logged { seq, key, item };
-                let at = log::encode(&mut st.buffer, &record);
-                let pending = Pending {
-                    record: st.buffer[at..].into(),
-                    key: record.key,
-                    failures: 0,
-                };
-                st.buffered_to = seq;
-                st.buffered += 1;
-                st.keys.insert(pending.key.clone(), seq);
-                st.pending.insert(seq, pending);
-                if st.syncer_asleep {
-                    st.syncer_asleep = false;
-                    self.shared.wake_syncer.notify_one();
-                }
-                (st.batch.subscribe(), Accepted::New(seq))
             }
         };
         match done.wait_for(Option::is_some).await.map(|r| *r) {
@@ -462,6 +505,7 @@ impl Inbox {
                 st.keys.remove(&p.key);
             }
         }
+        self.shared.processed_epoch.fetch_add(1, Ordering::Release);
     }
 
     /// Record a failed processing attempt; after `max_failures` the message moves to the dead
@@ -586,9 +630,18 @@ fn sync_loop(shared: &Shared, mut segments: log::Segments) {
         spare = bytes;
         spare.clear();
         if count >= BUSY_BATCH {
-            // Under load: let the next batch gather for a moment (fewer, larger syncs, which
-            // are costly system calls here); a quiet desk never waits.
-            std::thread::sleep(GATHER);
+            // Under load: let the next batch gather while callbacks keep coming (fewer,
+            // larger syncs, which are costly system calls here); a quiet desk never waits.
+            let until = std::time::Instant::now() + GATHER;
+            let mut seen = shared.appended.load(Ordering::Relaxed);
+            loop {
+                std::thread::sleep(GATHER_STEP);
+                let now = shared.appended.load(Ordering::Relaxed);
+                if now == seen || std::time::Instant::now() >= until {
+                    break;
+                }
+                seen = now;
+            }
         }
     }
 }
@@ -698,6 +751,7 @@ mod tests {
                 .count()
         };
         let ids: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+        let mut last_seq = 0;
         {
             let store = Store::open(dir.path(), 8 << 20).expect("open");
             let inbox = Inbox::open(&store).expect("inbox");
@@ -706,7 +760,11 @@ mod tests {
                 m.content = Content::Text {
                     text: "一个很长的故障描述".repeat(20),
                 };
-                inbox.accept(m).await.expect("accept");
+                let Accepted::New(seq) = inbox.accept(m).await.expect("accept") else {
+                    panic!("a new message");
+                };
+                assert!(seq > last_seq, "sequence numbers rise");
+                last_seq = seq;
             }
             assert!(
                 log_files(&store) > 2,
@@ -727,10 +785,13 @@ mod tests {
             inbox.accept(msg("m7")).await.expect("late retry"),
             Accepted::Duplicate
         );
-        assert!(matches!(
-            inbox.accept(msg("new")).await.expect("new"),
-            Accepted::New(_)
-        ));
+        let Accepted::New(seq) = inbox.accept(msg("new")).await.expect("new") else {
+            panic!("a new message");
+        };
+        assert!(
+            seq > last_seq,
+            "numbering continues above the processed messages, with their log gone"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
