@@ -34,7 +34,7 @@
 
 mod log;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -123,7 +123,9 @@ struct State {
     /// Stored, unprocessed messages in arrival order.
     pending: BTreeMap<u64, Pending>,
     /// The dedupe keys of `pending`.
-    keys: HashMap<String, u64>,
+    /// (A B-tree, not a hash map: a hash map's resize rehashes every key at once, under
+    /// this lock, which held callbacks up for tens of milliseconds with a large backlog.)
+    keys: BTreeMap<String, u64>,
     /// Log segments no longer appended to.
     closed: log::ClosedSegments,
     /// The next message's sequence number (see [`Inbox::open`]).
@@ -265,7 +267,7 @@ impl Inbox {
             closing: false,
             failed: None,
             pending: BTreeMap::new(),
-            keys: HashMap::new(),
+            keys: BTreeMap::new(),
             closed,
             next_seq: 0,
         };
