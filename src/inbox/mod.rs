@@ -35,6 +35,8 @@
 mod log;
 
 use std::collections::BTreeMap;
+
+use fastbloom::BloomFilter;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -130,6 +132,55 @@ struct State {
     closed: log::ClosedSegments,
     /// The next message's sequence number (see [`Inbox::open`]).
     next_seq: u64,
+    /// The dedupe keys of processed messages, approximately (see [`Inbox::accept`]).
+    seen: Seen,
+    /// Bumped whenever messages leave `pending` as processed (see [`Inbox::accept`]).
+    processed_epoch: u64,
+}
+
+/// The dedupe keys of processed messages as Bloom filters: a "no" is certain, so a new
+/// message (nearly always a "no") is stored without a look into the `inbox` tree. When one
+/// filter holds as many keys as it was made for, another twice its size is added.
+#[derive(Debug)]
+struct Seen {
+    filters: Vec<BloomFilter>,
+    /// Keys in the newest filter, and how many it was made for.
+    count: usize,
+    capacity: usize,
+}
+
+impl Seen {
+    /// Each filter's false positive rate: a false positive costs one look into the tree.
+    const FALSE_POSITIVES: f64 = 0.001;
+
+    fn new() -> Seen {
+        let capacity = 1 << 16;
+        Seen {
+            filters: vec![Self::filter(capacity)],
+            count: 0,
+            capacity,
+        }
+    }
+
+    fn filter(capacity: usize) -> BloomFilter {
+        BloomFilter::with_false_pos(Self::FALSE_POSITIVES).expected_items(capacity)
+    }
+
+    fn insert(&mut self, key: &str) {
+        if self.count == self.capacity {
+            self.capacity *= 2;
+            self.count = 0;
+            self.filters.push(Self::filter(self.capacity));
+        }
+        if let Some(f) = self.filters.last_mut() {
+            f.insert(key);
+        }
+        self.count += 1;
+    }
+
+    fn may_contain(&self, key: &str) -> bool {
+        self.filters.iter().any(|f| f.contains(key))
+    }
 }
 
 /// An unprocessed message, kept encoded (a backlog during a burst costs its bytes, not a
@@ -174,8 +225,6 @@ struct Shared {
     notify: Notify,
     /// Callbacks between arrival and their answer ([`Inbox::busy`]).
     in_flight: AtomicUsize,
-    /// Bumped whenever messages leave `pending` as processed (see [`Inbox::accept`]).
-    processed_epoch: AtomicU64,
     /// Messages appended since the start (the syncer's gather watches it).
     appended: AtomicU64,
     syncs: AtomicU64,
@@ -270,6 +319,8 @@ impl Inbox {
             keys: BTreeMap::new(),
             closed,
             next_seq: 0,
+            seen: Seen::new(),
+            processed_epoch: 0,
         };
         // Sequence numbers come from the inbox's own counter, not the store's: the store's
         // generator can wait behind a transaction, under the lock every callback takes. They
@@ -283,6 +334,9 @@ impl Inbox {
         for entry in entries.iter() {
             let (key, e) = entry?;
             max_seq = max_seq.max(e.seq);
+            if e.item.is_none() {
+                st.seen.insert(&key);
+            }
             if let Some(item) = e.item {
                 st.keys.insert(key.clone(), e.seq);
                 let record = log::Logged {
@@ -315,7 +369,6 @@ impl Inbox {
             durable: AtomicU64::new(durable),
             notify: Notify::new(),
             in_flight: AtomicUsize::new(0),
-            processed_epoch: AtomicU64::new(0),
             appended: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             synced: AtomicU64::new(0),
@@ -355,17 +408,15 @@ impl Inbox {
         let _counted = InFlight::enter(&self.shared.in_flight);
         let key = inbound.dedupe_key();
         let mut inbound = Some(inbound);
-        // Whether an already processed message had this key is a look into the `inbox` tree,
-        // which can wait behind a store transaction for milliseconds: it is done outside the
-        // lock, so that it holds up no other callback. A message processed meanwhile (its
-        // key leaves `keys` after its entry is in the tree) bumps the epoch, and the look is
-        // taken again.
-        let mut epoch = self.shared.processed_epoch.load(Ordering::Acquire);
-        if self.entries.contains(&key)? {
-            return Ok(Accepted::Duplicate);
-        }
+        // Whether an already processed message had this key: the Bloom filters answer most
+        // of the time. When they cannot rule it out, it takes a look into the `inbox` tree,
+        // which can wait behind a store transaction for milliseconds: that look happens
+        // outside the lock, so that it holds up no other callback. A message processed
+        // meanwhile (its key leaves `keys` after its entry is in the tree) bumps the epoch,
+        // and the look is taken again.
+        let mut looked: Option<u64> = None;
         let (mut done, outcome) = loop {
-            {
+            let epoch = {
                 let mut st = self.shared.lock();
                 if let Some(why) = &st.failed {
                     return Err(store::Error::Flush(why.clone()));
@@ -381,10 +432,8 @@ impl Inbox {
                     };
                     break (batch.subscribe(), Accepted::Duplicate);
                 }
-                let now = self.shared.processed_epoch.load(Ordering::Acquire);
-                if now == epoch
-                    && let Some(inbound) = inbound.take()
-                {
+                let unseen = looked == Some(st.processed_epoch) || !st.seen.may_contain(&key);
+                if unseen && let Some(inbound) = inbound.take() {
                     let seq = st.next_seq;
                     st.next_seq += 1;
                     let item = InboxItem {
@@ -410,11 +459,12 @@ impl Inbox {
                     }
                     break (st.batch.subscribe(), Accepted::New(seq));
                 }
-                epoch = now;
-            }
+                st.processed_epoch
+            };
             if self.entries.contains(&key)? {
                 return Ok(Accepted::Duplicate);
             }
+            looked = Some(epoch);
         };
         match done.wait_for(Option::is_some).await.map(|r| *r) {
             Ok(Some(true)) => Ok(outcome),
@@ -504,10 +554,11 @@ impl Inbox {
         let mut st = self.shared.lock();
         for s in seqs {
             if let Some(p) = st.pending.remove(s) {
+                st.seen.insert(&p.key);
                 st.keys.remove(&p.key);
             }
         }
-        self.shared.processed_epoch.fetch_add(1, Ordering::Release);
+        st.processed_epoch += 1;
     }
 
     /// Record a failed processing attempt; after `max_failures` the message moves to the dead
@@ -738,6 +789,51 @@ mod tests {
                 .expect("sweep"),
             0
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_filters_rule_out_new_keys_and_the_tree_decides_the_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 8 << 20).expect("open");
+        let inbox = Inbox::open(&store).expect("inbox");
+        inbox.accept(msg("m1")).await.expect("accept");
+        process(&store, &inbox, &inbox.pending(10).expect("pending"));
+        assert!(
+            inbox
+                .shared
+                .lock()
+                .seen
+                .may_contain(&msg("m1").dedupe_key())
+        );
+        assert_eq!(
+            inbox.accept(msg("m1")).await.expect("retry"),
+            Accepted::Duplicate,
+            "processed: the filter may hold it, and the tree does"
+        );
+        // Gone from the tree (its dedupe time is over): the filter still says "maybe", the
+        // tree decides, and the message is new again.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(inbox.sweep_dedupe(Duration::ZERO).expect("sweep"), 1);
+        assert!(matches!(
+            inbox.accept(msg("m1")).await.expect("after the sweep"),
+            Accepted::New(_)
+        ));
+
+        // The filters grow past their first size and forget nothing.
+        let mut seen = Seen::new();
+        let keys: Vec<String> = (0..200_000).map(|i| format!("app:k{i}")).collect();
+        for k in &keys {
+            seen.insert(k);
+        }
+        assert!(seen.filters.len() > 1, "a larger filter was added");
+        assert!(
+            keys.iter().all(|k| seen.may_contain(k)),
+            "no false negatives"
+        );
+        let false_positives = (0..100_000)
+            .filter(|i| seen.may_contain(&format!("app:other{i}")))
+            .count();
+        assert!(false_positives < 1_000, "{false_positives} false positives");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
