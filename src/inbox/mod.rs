@@ -21,10 +21,13 @@
 //! - `inbox_dead`: `u64 seq` → [`InboxItem`]: messages that failed processing repeatedly,
 //!   kept for an operator instead of blocking the queue.
 //!
-//! A message's dedupe key is looked up in memory (stored, not processed yet) and then in
-//! `inbox` (processed), under the lock that orders appends: a retried callback is never
-//! stored twice. A log segment is deleted only after every message in it is processed and
-//! the store flushed ([`Inbox::drop_processed`]). At start the log is replayed:
+//! A message's dedupe key is looked up in memory (stored, not processed yet), then in Bloom
+//! filters of the processed keys, and only when they cannot rule it out in `inbox`
+//! (processed) — that look outside the lock, which no store call is ever made under (sled's
+//! reads can wait behind its transactions). An epoch of processing makes the look repeat if
+//! a message was processed meanwhile, so a retried callback is never stored twice
+//! ([`Inbox::accept`]). A log segment is deleted only after every message in it is processed
+//! and the store flushed ([`Inbox::drop_processed`]). At start the log is replayed:
 //! every record whose key is not in `inbox` is pending again, in its old order.
 //!
 //! If the log cannot be written, the inbox stops accepting (503 for every callback, so WeCom
@@ -35,12 +38,11 @@
 mod log;
 
 use std::collections::BTreeMap;
-
-use fastbloom::BloomFilter;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use fastbloom::BloomFilter;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
