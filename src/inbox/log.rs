@@ -198,10 +198,13 @@ impl Spare {
                 }
                 st.wanted = false;
             }
-            match self.prepare(&dir.join(SPARE_NAME), SEGMENT_BYTES + HEADROOM) {
+            let path = dir.join(SPARE_NAME);
+            match self.prepare(&path, SEGMENT_BYTES + HEADROOM) {
                 Ok(Some(file)) => self.lock().ready = Some(file),
                 Ok(None) => return, // closing
                 Err(e) => {
+                    // Most likely a full disk: give its space back to the log itself.
+                    let _ = std::fs::remove_file(&path);
                     tracing::warn!(error = %e, "could not prepare the next inbox log segment; it will grow as it is written");
                 }
             }
