@@ -742,6 +742,16 @@ mod tests {
     }
 
     /// Mark `items` processed, as the worker does: in a transaction, then in memory.
+    /// The MsgIds of the pending messages, in order.
+    fn pending_ids(inbox: &Inbox) -> Vec<String> {
+        inbox
+            .pending(10)
+            .expect("pending")
+            .into_iter()
+            .map(|(_, i)| i.inbound.msg_id)
+            .collect()
+    }
+
     fn process(store: &Store, inbox: &Inbox, items: &[(u64, InboxItem)]) {
         store
             .transaction::<_, std::convert::Infallible>(&[inbox.tree()], |tx| {
@@ -914,12 +924,7 @@ mod tests {
         Store::restore(&snapshot, restored.path(), 8 << 20).expect("restore");
         let store = Store::open(restored.path(), 8 << 20).expect("open restored");
         let inbox = Inbox::open(&store).expect("inbox");
-        let ids: Vec<String> = inbox
-            .pending(10)
-            .expect("pending")
-            .into_iter()
-            .map(|(_, i)| i.inbound.msg_id)
-            .collect();
+        let ids = pending_ids(&inbox);
         assert_eq!(
             ids,
             ["b", "c"],
@@ -944,12 +949,7 @@ mod tests {
         }
         let store = Store::open(dir.path(), 8 << 20).expect("reopen");
         let inbox = Inbox::open(&store).expect("inbox");
-        let ids: Vec<String> = inbox
-            .pending(10)
-            .expect("pending")
-            .into_iter()
-            .map(|(_, i)| i.inbound.msg_id)
-            .collect();
+        let ids = pending_ids(&inbox);
         assert_eq!(ids, ["b", "c"], "the processed one is gone, the order kept");
         assert_eq!(
             inbox.accept(msg("a")).await.expect("retry"),

@@ -156,6 +156,19 @@ impl TestApp {
             .expect("get")
     }
 
+    /// The HTML of a console page, fetched with the session `cookie`.
+    pub async fn console_page(&self, cookie: &str, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("console page")
+            .text()
+            .await
+            .expect("html")
+    }
+
     /// Nothing was dead-lettered: every outbound reply could be delivered.
     pub fn assert_no_dead_letters(&self) {
         let dead = self.services().outbox.dead_letters().expect("dead letters");

@@ -233,18 +233,9 @@ async fn faq_entries_are_edited_tested_and_rolled_back() {
 
     // The edit page lists the saved versions, each with a rollback of this entry's file.
     let admin = console_session(&app, "admin", "admin-demo").await;
-    let page = reqwest::Client::new()
-        .get(format!(
-            "{}/console/admin/kb/edit?id=hk-connect-hours",
-            app.base
-        ))
-        .header("cookie", &admin)
-        .send()
-        .await
-        .expect("edit page")
-        .text()
-        .await
-        .expect("html");
+    let page = app
+        .console_page(&admin, "/console/admin/kb/edit?id=hk-connect-hours")
+        .await;
     assert!(page.contains("历史版本"), "versions listed");
     assert!(
         page.contains(r#"action="/console/admin/rollback""#)
@@ -387,15 +378,9 @@ async fn scripts_are_validated_dry_run_and_applied_to_the_next_intake() {
     );
     // The script's page offers the version before the save back.
     let admin = console_session(&app, "admin", "admin-demo").await;
-    let page = reqwest::Client::new()
-        .get(format!("{}/console/admin/scripts/report.toml", app.base))
-        .header("cookie", &admin)
-        .send()
-        .await
-        .expect("script page")
-        .text()
-        .await
-        .expect("html");
+    let page = app
+        .console_page(&admin, "/console/admin/scripts/report.toml")
+        .await;
     assert!(
         page.contains(r#"action="/console/admin/rollback""#)
             && page.contains(r#"name="file" value="bot-scripts/report.toml""#),
