@@ -46,6 +46,11 @@ pub fn unix_millis() -> i64 {
         .unwrap_or(0)
 }
 
+/// fsync a folder, so that a file created, renamed or removed in it stays so after a crash.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// The first `max_chars` characters of `s`, with "…" when cut.
 pub fn truncate_chars(s: &str, max_chars: usize) -> String {
     let mut out: String = s.chars().take(max_chars).collect();

@@ -10,10 +10,7 @@ pub fn version_of(bytes: &[u8]) -> String {
     crate::util::hex_lower(&sha2::Sha256::digest(bytes)[..8])
 }
 
-/// fsync a folder, so a rename in it is durable.
-pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
+pub(super) use crate::util::sync_dir;
 
 /// Replace `path` with `bytes` atomically: readers see the old file or the new one.
 pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

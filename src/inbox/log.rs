@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::InboxItem;
 use crate::store::{self, Record};
+use crate::util::sync_dir;
 
 /// A segment is closed once it is this long (tests roll segments sooner).
 #[cfg(not(test))]
@@ -254,10 +255,6 @@ pub(super) struct Segments {
 
 fn segment_path(dir: &Path, no: u64) -> PathBuf {
     dir.join(format!("{no:06}.log"))
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 impl Segments {

@@ -126,7 +126,7 @@ impl Store {
         w.write_all(&entries.to_be_bytes())?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         let media_files = copy_files(&self.dir.join("media"), &dir.join("media"))?;
-        std::fs::File::open(dir)?.sync_all()?;
+        crate::util::sync_dir(dir)?;
         tracing::info!(dir = %dir.display(), entries, media_files, "snapshot written");
         Ok(Report {
             entries,

@@ -5,7 +5,7 @@
 //! never points at a missing or partial file. Writing the same bytes twice is a no-op.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
@@ -47,7 +47,7 @@ impl MediaStore {
             f.sync_all()?;
         }
         std::fs::rename(&tmp, &path)?;
-        sync_dir(dir)?;
+        crate::util::sync_dir(dir)?;
         Ok(hash)
     }
 
@@ -66,10 +66,6 @@ impl MediaStore {
     pub fn contains(&self, hash: &str) -> bool {
         is_valid_hash(hash) && self.path_of(hash).exists()
     }
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The image type of `bytes`, by magic number.
