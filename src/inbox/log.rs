@@ -257,6 +257,15 @@ fn segment_path(dir: &Path, no: u64) -> PathBuf {
     dir.join(format!("{no:06}.log"))
 }
 
+/// Open segment `path` to write to (positional writes), creating it empty if it is new.
+fn open_segment(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}
+
 impl Segments {
     /// Open the log in `dir`, returning its closed segments and every record in it in order.
     /// The caller runs [`Spare::run`] on [`Segments::spare`] in a thread of its own.
@@ -311,11 +320,7 @@ impl Segments {
             }
         }
         let active_no = numbers.last().copied().unwrap_or(1);
-        let active = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(segment_path(dir, active_no))?;
+        let active = open_segment(&segment_path(dir, active_no))?;
         sync_dir(dir)?;
         Ok((
             Segments {
@@ -366,14 +371,7 @@ impl Segments {
             }
             None if !full => return Ok(None),
             // Not prepared in time (or it failed): an empty file, which grows as written.
-            None => (
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)?,
-                false,
-            ),
+            None => (open_segment(&path)?, false),
         };
         sync_dir(&self.dir)?;
         drop(std::mem::replace(&mut self.active, file));
