@@ -60,7 +60,7 @@ pub(super) struct Logged {
 
 impl Record for Logged {}
 
-/// Append `record` to `out`, framed; returns where its payload starts in `out`.
+/// Append `record` to `out`, framed; returns where it starts in `out`.
 pub(super) fn encode(out: &mut Vec<u8>, record: &Logged) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
@@ -69,7 +69,20 @@ pub(super) fn encode(out: &mut Vec<u8>, record: &Logged) -> usize {
     let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
-    start + HEADER
+    start
+}
+
+/// The payload of the record at the start of `bytes` and the record's length, header
+/// included; `None` if it is incomplete or damaged (or the zeros of a prepared segment).
+fn frame(bytes: &[u8]) -> Option<(&[u8], usize)> {
+    let header = bytes.get(..HEADER)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len == 0 || len > MAX_RECORD {
+        return None;
+    }
+    let payload = bytes.get(HEADER..HEADER + len)?;
+    (crc32fast::hash(payload) == crc).then_some((payload, HEADER + len))
 }
 
 /// The records at the start of `bytes` and how many bytes they take; stops at the first
@@ -77,25 +90,36 @@ pub(super) fn encode(out: &mut Vec<u8>, record: &Logged) -> usize {
 fn decode_all(bytes: &[u8]) -> (Vec<Logged>, usize) {
     let mut records = Vec::new();
     let mut at = 0;
-    while let Some(header) = bytes.get(at..at + HEADER) {
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len == 0 {
-            break; // the zeros of a prepared segment
-        }
-        let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
-            break;
-        };
-        if len > MAX_RECORD || crc32fast::hash(payload) != crc {
-            break;
-        }
+    while let Some((payload, len)) = frame(&bytes[at..]) {
         let Ok(record) = Logged::from_bytes(payload) else {
             break;
         };
         records.push(record);
-        at += HEADER + len;
+        at += len;
     }
     (records, at)
+}
+
+/// Where a batch of records is written: the segment and the offset of the batch's first
+/// byte in it ([`Segments::position`]).
+#[derive(Debug, Clone)]
+pub(super) struct Position {
+    pub file: Arc<File>,
+    pub offset: u64,
+}
+
+/// Read back the record of `len` bytes (header included) at `offset` in `file`, written by
+/// [`Segments::append`]: a pending message, which stays in the log (and, recently written,
+/// in the page cache) instead of in memory.
+pub(super) fn read(file: &File, offset: u64, len: usize) -> store::Result<Logged> {
+    let mut bytes = vec![0; len];
+    file.read_exact_at(&mut bytes, offset)?;
+    let damaged = || store::Error::Damaged(format!("inbox log record at byte {offset} is damaged"));
+    let (payload, _) = frame(&bytes).ok_or_else(damaged)?;
+    Logged::from_bytes(payload).map_err(|source| store::Error::Codec {
+        tree: "inbox log",
+        source,
+    })
 }
 
 /// A closed segment: its file and the last sequence number in it.
@@ -218,6 +242,7 @@ impl Spare {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(true)
+            .read(true)
             .write(true)
             .open(path)?;
         let zeros = vec![0; ZERO_CHUNK];
@@ -242,7 +267,7 @@ impl Spare {
 #[derive(Debug)]
 pub(super) struct Segments {
     dir: PathBuf,
-    active: File,
+    active: Arc<File>,
     active_no: u64,
     /// Where the next record goes (a prepared file is longer: zeros follow).
     active_len: u64,
@@ -257,13 +282,16 @@ fn segment_path(dir: &Path, no: u64) -> PathBuf {
     dir.join(format!("{no:06}.log"))
 }
 
-/// Open segment `path` to write to (positional writes), creating it empty if it is new.
-fn open_segment(path: &Path) -> std::io::Result<File> {
-    std::fs::OpenOptions::new()
+/// Open segment `path` to write to and read back (positional writes and reads), creating it
+/// empty if it is new.
+fn open_segment(path: &Path) -> std::io::Result<Arc<File>> {
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
-        .open(path)
+        .open(path)?;
+    Ok(Arc::new(file))
 }
 
 impl Segments {
@@ -337,6 +365,14 @@ impl Segments {
         ))
     }
 
+    /// Where the next [`Segments::append`] writes.
+    pub(super) fn position(&self) -> Position {
+        Position {
+            file: self.active.clone(),
+            offset: self.active_len,
+        }
+    }
+
     /// What the `inbox-prealloc` thread serves.
     pub(super) fn spare(&self) -> Arc<Spare> {
         self.spare.clone()
@@ -367,7 +403,7 @@ impl Segments {
         let (file, prepared) = match self.spare.take() {
             Some(file) => {
                 std::fs::rename(self.dir.join(SPARE_NAME), &path)?;
-                (file, true)
+                (Arc::new(file), true)
             }
             None if !full => return Ok(None),
             // Not prepared in time (or it failed): an empty file, which grows as written.

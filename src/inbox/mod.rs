@@ -8,8 +8,11 @@
 //! callback that arrives during a sync rides the next one (group commit), no callback waits
 //! on a channel of its own, and the syncer is woken only when it sleeps.
 //!
-//! Unprocessed messages are also kept in memory in arrival order, and the conversation
-//! worker reads them from there ([`Inbox::pending`]), never from disk.
+//! Unprocessed messages are listed in memory in arrival order, with their dedupe key and
+//! where their record is in the log; the conversation worker reads the records back from
+//! there ([`Inbox::pending`]: recently written, they are still in the page cache). So a
+//! backlog costs memory by the message count, not by the size of the messages. (Messages
+//! replayed at start are kept encoded in memory.)
 //!
 //! Trees (declared here only):
 //! - `inbox`: `String dedupe key` → [`Entry`]: processed messages. The conversation worker
@@ -110,7 +113,8 @@ const GATHER_STEP: Duration = Duration::from_micros(40);
 struct State {
     /// Encoded records not yet handed to the syncer.
     buffer: Vec<u8>,
-    /// The last sequence number in `buffer`.
+    /// The first and the last sequence number in `buffer`.
+    buffered_from: u64,
     buffered_to: u64,
     /// How many records `buffer` holds.
     buffered: u64,
@@ -126,10 +130,13 @@ struct State {
     failed: Option<String>,
     /// Stored, unprocessed messages in arrival order.
     pending: BTreeMap<u64, Pending>,
+    /// Where the batches that hold pending messages were written, by their first sequence
+    /// number (see [`Stored::Logged`]).
+    written: BTreeMap<u64, Written>,
     /// The dedupe keys of `pending`.
     /// (A B-tree, not a hash map: a hash map's resize rehashes every key at once, under
     /// this lock, which held callbacks up for tens of milliseconds with a large backlog.)
-    keys: BTreeMap<String, u64>,
+    keys: BTreeMap<Arc<str>, u64>,
     /// Log segments no longer appended to.
     closed: log::ClosedSegments,
     /// The next message's sequence number (see [`Inbox::open`]).
@@ -185,36 +192,107 @@ impl Seen {
     }
 }
 
-/// An unprocessed message, kept encoded (a backlog during a burst costs its bytes, not a
-/// tree of strings; the worker decodes it with [`decode`]).
+/// An unprocessed message. Its record is read back from the log when the worker wants it,
+/// so a backlog during a burst costs a few dozen bytes a message in memory, not its record
+/// (which, kept in memory, took most of the memory and with it page faults on the path that
+/// acknowledges callbacks).
 #[derive(Debug)]
 struct Pending {
-    key: String,
-    /// A [`log::Logged`] in the record encoding.
-    record: Box<[u8]>,
+    key: Arc<str>,
+    record: Stored,
     failures: u32,
 }
 
+/// Where a pending message's record is.
+#[derive(Debug)]
+enum Stored {
+    /// `len` bytes (framed) at `at` in the batch that starts with message `batch`, written
+    /// where [`State::written`] says.
+    Logged { batch: u64, at: u64, len: u32 },
+    /// A [`log::Logged`] in the record encoding: a message replayed at start.
+    Memory(Box<[u8]>),
+}
+
 impl Pending {
-    fn new(key: String, record: &log::Logged) -> Pending {
+    /// A message replayed at start.
+    fn replayed(key: Arc<str>, record: &log::Logged) -> Pending {
         Pending {
             key,
-            record: record.to_bytes().into(),
+            record: Stored::Memory(record.to_bytes().into()),
             failures: record.item.failures,
         }
     }
 }
 
-/// The message in a [`Pending`]'s record, with its failure count.
-fn decode(record: &[u8], failures: u32) -> store::Result<InboxItem> {
-    let logged = log::Logged::from_bytes(record).map_err(|source| store::Error::Codec {
-        tree: "inbox log",
-        source,
-    })?;
-    Ok(InboxItem {
-        failures,
-        ..logged.item
-    })
+/// Where a batch was written, and how many of its messages are still pending (it is
+/// forgotten at none).
+#[derive(Debug)]
+struct Written {
+    at: log::Position,
+    pending: u64,
+}
+
+/// A pending message's record, located under the lock and read after it
+/// ([`State::locate`], [`Located::read`]).
+enum Located {
+    Log {
+        file: Arc<std::fs::File>,
+        offset: u64,
+        len: u32,
+    },
+    Memory(Box<[u8]>),
+}
+
+impl Located {
+    /// The message, with its failure count.
+    fn read(self, failures: u32) -> store::Result<InboxItem> {
+        let logged = match self {
+            Located::Log { file, offset, len } => log::read(&file, offset, len as usize)?,
+            Located::Memory(record) => {
+                log::Logged::from_bytes(&record).map_err(|source| store::Error::Codec {
+                    tree: "inbox log",
+                    source,
+                })?
+            }
+        };
+        Ok(InboxItem {
+            failures,
+            ..logged.item
+        })
+    }
+}
+
+impl State {
+    fn locate(&self, p: &Pending) -> store::Result<Located> {
+        match &p.record {
+            Stored::Memory(record) => Ok(Located::Memory(record.clone())),
+            Stored::Logged { batch, at, len } => {
+                let w = self.written.get(batch).ok_or_else(|| {
+                    store::Error::Damaged(format!("inbox batch {batch} has no place in the log"))
+                })?;
+                Ok(Located::Log {
+                    file: w.at.file.clone(),
+                    offset: w.at.offset + at,
+                    len: *len,
+                })
+            }
+        }
+    }
+
+    /// Take message `seq` out of the pending ones.
+    fn remove_pending(&mut self, seq: u64) -> Option<Pending> {
+        let p = self.pending.remove(&seq)?;
+        self.keys.remove(&p.key);
+        if let Stored::Logged { batch, .. } = p.record
+            && let Some(w) = self.written.get_mut(&batch)
+        {
+            w.pending -= 1;
+            if w.pending == 0 {
+                self.written.remove(&batch);
+            }
+        }
+        Some(p)
+    }
 }
 
 #[derive(Debug)]
@@ -310,6 +388,7 @@ impl Inbox {
         let (segments, closed, records) = log::Segments::open(&store.log_dir("inbox"))?;
         let mut st = State {
             buffer: Vec::new(),
+            buffered_from: 0,
             buffered_to: 0,
             buffered: 0,
             batch: new_batch(),
@@ -318,6 +397,7 @@ impl Inbox {
             closing: false,
             failed: None,
             pending: BTreeMap::new(),
+            written: BTreeMap::new(),
             keys: BTreeMap::new(),
             closed,
             next_seq: 0,
@@ -340,13 +420,14 @@ impl Inbox {
                 st.seen.insert(&key);
             }
             if let Some(item) = e.item {
-                st.keys.insert(key.clone(), e.seq);
                 let record = log::Logged {
                     seq: e.seq,
                     key: key.clone(),
                     item,
                 };
-                st.pending.insert(e.seq, Pending::new(key, &record));
+                let key: Arc<str> = key.into();
+                st.keys.insert(key.clone(), e.seq);
+                st.pending.insert(e.seq, Pending::replayed(key, &record));
             }
         }
         let mut durable = 0;
@@ -354,8 +435,9 @@ impl Inbox {
             durable = durable.max(r.seq);
             max_seq = max_seq.max(r.seq);
             if !entries.contains(&r.key)? {
-                st.keys.insert(r.key.clone(), r.seq);
-                st.pending.insert(r.seq, Pending::new(r.key.clone(), &r));
+                let key: Arc<str> = r.key.as_str().into();
+                st.keys.insert(key.clone(), r.seq);
+                st.pending.insert(r.seq, Pending::replayed(key, &r));
             }
         }
         st.next_seq = max_seq + 1;
@@ -423,7 +505,7 @@ impl Inbox {
                 if let Some(why) = &st.failed {
                     return Err(store::Error::Flush(why.clone()));
                 }
-                if let Some(&seq) = st.keys.get(&key) {
+                if let Some(&seq) = st.keys.get(key.as_str()) {
                     // Stored, not processed yet: answered once its batch is on disk.
                     if seq <= self.shared.durable.load(Ordering::Acquire) {
                         return Ok(Accepted::Duplicate);
@@ -445,9 +527,16 @@ impl Inbox {
                     };
                     let record = log::Logged { seq, key, item };
                     let at = log::encode(&mut st.buffer, &record);
+                    if st.buffered == 0 {
+                        st.buffered_from = seq;
+                    }
                     let pending = Pending {
-                        record: st.buffer[at..].into(),
-                        key: record.key,
+                        record: Stored::Logged {
+                            batch: st.buffered_from,
+                            at: at as u64,
+                            len: (st.buffer.len() - at) as u32,
+                        },
+                        key: record.key.into(),
                         failures: 0,
                     };
                     st.buffered_to = seq;
@@ -506,18 +595,18 @@ impl Inbox {
     /// The oldest unprocessed messages on disk, in arrival order.
     pub fn pending(&self, limit: usize) -> store::Result<Vec<(u64, InboxItem)>> {
         let durable = self.shared.durable.load(Ordering::Acquire);
-        // Copied under the lock, decoded after it (the callbacks wait on this lock).
-        let copies: Vec<(u64, Box<[u8]>, u32)> = self
-            .shared
-            .lock()
-            .pending
-            .range(..=durable)
-            .take(limit)
-            .map(|(seq, p)| (*seq, p.record.clone(), p.failures))
-            .collect();
-        copies
+        // Located under the lock, read after it (the callbacks wait on this lock).
+        let found: Vec<(u64, Located, u32)> = {
+            let st = self.shared.lock();
+            st.pending
+                .range(..=durable)
+                .take(limit)
+                .map(|(seq, p)| Ok((*seq, st.locate(p)?, p.failures)))
+                .collect::<store::Result<_>>()?
+        };
+        found
             .into_iter()
-            .map(|(seq, record, failures)| Ok((seq, decode(&record, failures)?)))
+            .map(|(seq, record, failures)| Ok((seq, record.read(failures)?)))
             .collect()
     }
 
@@ -554,10 +643,9 @@ impl Inbox {
     /// Drop committed messages from the pending ones (their entries are in `inbox` now).
     pub fn processed(&self, seqs: &[u64]) {
         let mut st = self.shared.lock();
-        for s in seqs {
-            if let Some(p) = st.pending.remove(s) {
+        for &s in seqs {
+            if let Some(p) = st.remove_pending(s) {
                 st.seen.insert(&p.key);
-                st.keys.remove(&p.key);
             }
         }
         st.processed_epoch += 1;
@@ -566,7 +654,7 @@ impl Inbox {
     /// Record a failed processing attempt; after `max_failures` the message moves to the dead
     /// letters (its key stays, so a late retry is still recognised). Returns true when moved.
     pub fn record_failure(&self, seq: u64, max_failures: u32) -> store::Result<bool> {
-        let (key, item) = {
+        let (key, record, failures) = {
             let mut st = self.shared.lock();
             let Some(p) = st.pending.get_mut(&seq) else {
                 return Ok(false);
@@ -575,8 +663,10 @@ impl Inbox {
             if p.failures < max_failures {
                 return Ok(false);
             }
-            (p.key.clone(), decode(&p.record, p.failures)?)
+            let p = &st.pending[&seq];
+            (p.key.to_string(), st.locate(p)?, p.failures)
         };
+        let item = record.read(failures)?;
         self.store
             .transaction::<_, std::convert::Infallible>(&[&self.dead, &self.entries], |tx| {
                 tx.insert(&self.dead, &seq, &item)?;
@@ -660,6 +750,12 @@ fn sync_loop(shared: &Shared, mut segments: log::Segments) {
                 return; // closing, and everything is written
             }
             let bytes = std::mem::replace(&mut st.buffer, std::mem::take(&mut spare));
+            let written = Written {
+                at: segments.position(),
+                pending: st.buffered,
+            };
+            let first = st.buffered_from;
+            st.written.insert(first, written);
             let batch = std::mem::replace(&mut st.batch, new_batch());
             st.syncing = Some((st.buffered_to, batch.clone()));
             (
@@ -710,9 +806,7 @@ fn fail(shared: &Shared, why: &str) {
     st.failed = Some(format!("the inbox log could not be written: {why}"));
     let lost: Vec<u64> = st.pending.range(durable + 1..).map(|(s, _)| *s).collect();
     for s in lost {
-        if let Some(p) = st.pending.remove(&s) {
-            st.keys.remove(&p.key);
-        }
+        st.remove_pending(s);
     }
     st.buffer.clear();
     st.buffered = 0;
@@ -901,6 +995,63 @@ mod tests {
         assert!(
             seq > last_seq,
             "numbering continues above the processed messages, with their log gone"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pending_messages_are_read_back_from_the_log_and_their_batches_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 8 << 20).expect("open");
+        let inbox = Inbox::open(&store).expect("inbox");
+        let text = |i: usize| format!("第{i}条：{}", "银行卡余额和账户对不上".repeat(i % 7 + 1));
+        // Concurrent callbacks, so that batches hold several messages, across segments.
+        let accepts = (0..400).map(|i| {
+            let inbox = inbox.clone();
+            tokio::spawn(async move {
+                let mut m = msg(&format!("m{i}"));
+                m.content = Content::Text { text: text(i) };
+                inbox.accept(m).await.expect("accept")
+            })
+        });
+        for a in accepts.collect::<Vec<_>>() {
+            assert!(matches!(a.await.expect("task"), Accepted::New(_)));
+        }
+        let batches = inbox.shared.lock().written.len();
+        assert!(batches > 1, "written in several batches");
+        let stats = inbox.log_stats();
+        assert!(
+            stats.messages > stats.syncs,
+            "some batches hold several messages"
+        );
+
+        let pending = inbox.pending(1000).expect("pending");
+        assert_eq!(pending.len(), 400);
+        for (_, item) in &pending {
+            let i: usize = item.inbound.msg_id[1..].parse().expect("id");
+            assert_eq!(item.inbound.content, Content::Text { text: text(i) });
+        }
+        let (first, rest) = pending.split_at(150);
+        process(&store, &inbox, first);
+        let left = inbox.shared.lock().written.len();
+        assert!(
+            (1..=batches).contains(&left),
+            "batches with pending messages are kept"
+        );
+        // A dead letter's record comes from the log too.
+        let (seq, item) = &rest[0];
+        assert!(inbox.record_failure(*seq, 1).expect("dead-lettered"));
+        let dead = InboxItem {
+            failures: 1,
+            ..item.clone()
+        };
+        assert_eq!(inbox.dead_letters().expect("dead"), vec![(*seq, dead)]);
+        inbox.drop_processed().await.expect("drop");
+        let pending = inbox.pending(1000).expect("pending after the drop");
+        assert_eq!(pending.as_slice(), &rest[1..]);
+        process(&store, &inbox, &pending);
+        assert!(
+            inbox.shared.lock().written.is_empty(),
+            "no batch is remembered once all its messages are processed"
         );
     }
 
