@@ -40,7 +40,8 @@
 
 mod log;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -133,10 +134,11 @@ struct State {
     /// Where the batches that hold pending messages were written, by their first sequence
     /// number (see [`Stored::Logged`]).
     written: BTreeMap<u64, Written>,
-    /// The dedupe keys of `pending`.
-    /// (A B-tree, not a hash map: a hash map's resize rehashes every key at once, under
-    /// this lock, which held callbacks up for tens of milliseconds with a large backlog.)
-    keys: BTreeMap<Arc<str>, u64>,
+    /// The messages of `pending` by the hash of their dedupe key: `(hash, seq)`. (Hashes,
+    /// not the keys: a look compares numbers, not strings with a long common prefix. A
+    /// B-tree, not a hash map: a hash map's resize rehashes every key at once, under this
+    /// lock, which held callbacks up for tens of milliseconds with a large backlog.)
+    keys: BTreeSet<(u64, u64)>,
     /// Log segments no longer appended to.
     closed: log::ClosedSegments,
     /// The next message's sequence number (see [`Inbox::open`]).
@@ -150,9 +152,12 @@ struct State {
 /// The dedupe keys of processed messages as Bloom filters: a "no" is certain, so a new
 /// message (nearly always a "no") is stored without a look into the `inbox` tree. When one
 /// filter holds as many keys as it was made for, another twice its size is added.
+/// Every filter hashes with the same [`Shared::hasher`], so a key is hashed once for all of
+/// them (and for [`State::keys`]).
 #[derive(Debug)]
 struct Seen {
-    filters: Vec<BloomFilter>,
+    hasher: RandomState,
+    filters: Vec<BloomFilter<RandomState>>,
     /// Keys in the newest filter, and how many it was made for.
     count: usize,
     capacity: usize,
@@ -162,43 +167,48 @@ impl Seen {
     /// Each filter's false positive rate: a false positive costs one look into the tree.
     const FALSE_POSITIVES: f64 = 0.001;
 
-    fn new() -> Seen {
+    fn new(hasher: RandomState) -> Seen {
         let capacity = 1 << 16;
         Seen {
-            filters: vec![Self::filter(capacity)],
+            filters: vec![Self::filter(&hasher, capacity)],
+            hasher,
             count: 0,
             capacity,
         }
     }
 
-    fn filter(capacity: usize) -> BloomFilter {
-        BloomFilter::with_false_pos(Self::FALSE_POSITIVES).expected_items(capacity)
+    fn filter(hasher: &RandomState, capacity: usize) -> BloomFilter<RandomState> {
+        BloomFilter::with_false_pos(Self::FALSE_POSITIVES)
+            .hasher(hasher.clone())
+            .expected_items(capacity)
     }
 
-    fn insert(&mut self, key: &str) {
+    /// Add the key of hash `hash`.
+    fn insert(&mut self, hash: u64) {
         if self.count == self.capacity {
             self.capacity *= 2;
             self.count = 0;
-            self.filters.push(Self::filter(self.capacity));
+            self.filters.push(Self::filter(&self.hasher, self.capacity));
         }
         if let Some(f) = self.filters.last_mut() {
-            f.insert(key);
+            f.insert_hash(hash);
         }
         self.count += 1;
     }
 
-    fn may_contain(&self, key: &str) -> bool {
-        self.filters.iter().any(|f| f.contains(key))
+    fn may_contain(&self, hash: u64) -> bool {
+        self.filters.iter().any(|f| f.contains_hash(hash))
     }
 }
 
 /// An unprocessed message. Its record is read back from the log when the worker wants it,
-/// so a backlog during a burst costs a few dozen bytes a message in memory, not its record
-/// (which, kept in memory, took most of the memory and with it page faults on the path that
-/// acknowledges callbacks).
+/// so a backlog (when processing falls behind during a burst) costs a few dozen bytes a
+/// message in memory, not its record.
 #[derive(Debug)]
 struct Pending {
-    key: Arc<str>,
+    key: Box<str>,
+    /// The key's [`Shared::hasher`] hash, under which [`State::keys`] lists the message.
+    hash: u64,
     record: Stored,
     failures: u32,
 }
@@ -215,9 +225,10 @@ enum Stored {
 
 impl Pending {
     /// A message replayed at start.
-    fn replayed(key: Arc<str>, record: &log::Logged) -> Pending {
+    fn replayed(key: &str, hash: u64, record: &log::Logged) -> Pending {
         Pending {
-            key,
+            key: key.into(),
+            hash,
             record: Stored::Memory(record.to_bytes().into()),
             failures: record.item.failures,
         }
@@ -279,10 +290,18 @@ impl State {
         }
     }
 
+    /// The pending message with dedupe key `key` of hash `hash`.
+    fn pending_with(&self, key: &str, hash: u64) -> Option<u64> {
+        self.keys
+            .range((hash, 0)..=(hash, u64::MAX))
+            .map(|&(_, seq)| seq)
+            .find(|seq| self.pending.get(seq).is_some_and(|p| &*p.key == key))
+    }
+
     /// Take message `seq` out of the pending ones.
     fn remove_pending(&mut self, seq: u64) -> Option<Pending> {
         let p = self.pending.remove(&seq)?;
-        self.keys.remove(&p.key);
+        self.keys.remove(&(p.hash, seq));
         if let Stored::Logged { batch, .. } = p.record
             && let Some(w) = self.written.get_mut(&batch)
         {
@@ -298,6 +317,9 @@ impl State {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
+    /// Hashes dedupe keys ([`State::keys`], [`Seen`]); outside the lock, so that a
+    /// callback hashes its key before it takes the lock.
+    hasher: RandomState,
     wake_syncer: Condvar,
     /// Every message up to this sequence number is on disk.
     durable: AtomicU64,
@@ -385,6 +407,7 @@ impl Inbox {
     /// Open the inbox: replay its log and start the syncer.
     pub fn open(store: &Store) -> store::Result<Inbox> {
         let entries: Tree<String, Entry> = store.tree(&trees::INBOX)?;
+        let hasher = RandomState::new();
         let (segments, closed, records) = log::Segments::open(&store.log_dir("inbox"))?;
         let mut st = State {
             buffer: Vec::new(),
@@ -398,10 +421,10 @@ impl Inbox {
             failed: None,
             pending: BTreeMap::new(),
             written: BTreeMap::new(),
-            keys: BTreeMap::new(),
+            keys: BTreeSet::new(),
             closed,
             next_seq: 0,
-            seen: Seen::new(),
+            seen: Seen::new(hasher.clone()),
             processed_epoch: 0,
         };
         // Sequence numbers come from the inbox's own counter, not the store's: the store's
@@ -416,8 +439,9 @@ impl Inbox {
         for entry in entries.iter() {
             let (key, e) = entry?;
             max_seq = max_seq.max(e.seq);
+            let hash = hasher.hash_one(&key);
             if e.item.is_none() {
-                st.seen.insert(&key);
+                st.seen.insert(hash);
             }
             if let Some(item) = e.item {
                 let record = log::Logged {
@@ -425,9 +449,9 @@ impl Inbox {
                     key: key.clone(),
                     item,
                 };
-                let key: Arc<str> = key.into();
-                st.keys.insert(key.clone(), e.seq);
-                st.pending.insert(e.seq, Pending::replayed(key, &record));
+                st.keys.insert((hash, e.seq));
+                st.pending
+                    .insert(e.seq, Pending::replayed(&key, hash, &record));
             }
         }
         let mut durable = 0;
@@ -435,9 +459,10 @@ impl Inbox {
             durable = durable.max(r.seq);
             max_seq = max_seq.max(r.seq);
             if !entries.contains(&r.key)? {
-                let key: Arc<str> = r.key.as_str().into();
-                st.keys.insert(key.clone(), r.seq);
-                st.pending.insert(r.seq, Pending::replayed(key, &r));
+                let hash = hasher.hash_one(&r.key);
+                st.keys.insert((hash, r.seq));
+                st.pending
+                    .insert(r.seq, Pending::replayed(&r.key, hash, &r));
             }
         }
         st.next_seq = max_seq + 1;
@@ -449,6 +474,7 @@ impl Inbox {
         }
         let shared = Arc::new(Shared {
             state: Mutex::new(st),
+            hasher,
             wake_syncer: Condvar::new(),
             durable: AtomicU64::new(durable),
             notify: Notify::new(),
@@ -491,6 +517,7 @@ impl Inbox {
     pub async fn accept(&self, inbound: Inbound) -> store::Result<Accepted> {
         let _counted = InFlight::enter(&self.shared.in_flight);
         let key = inbound.dedupe_key();
+        let hash = self.shared.hasher.hash_one(&key);
         let mut inbound = Some(inbound);
         // Whether an already processed message had this key: the Bloom filters answer most
         // of the time. When they cannot rule it out, it takes a look into the `inbox` tree,
@@ -505,7 +532,7 @@ impl Inbox {
                 if let Some(why) = &st.failed {
                     return Err(store::Error::Flush(why.clone()));
                 }
-                if let Some(&seq) = st.keys.get(key.as_str()) {
+                if let Some(seq) = st.pending_with(&key, hash) {
                     // Stored, not processed yet: answered once its batch is on disk.
                     if seq <= self.shared.durable.load(Ordering::Acquire) {
                         return Ok(Accepted::Duplicate);
@@ -516,7 +543,7 @@ impl Inbox {
                     };
                     break (batch.subscribe(), Accepted::Duplicate);
                 }
-                let unseen = looked == Some(st.processed_epoch) || !st.seen.may_contain(&key);
+                let unseen = looked == Some(st.processed_epoch) || !st.seen.may_contain(hash);
                 if unseen && let Some(inbound) = inbound.take() {
                     let seq = st.next_seq;
                     st.next_seq += 1;
@@ -537,12 +564,13 @@ impl Inbox {
                             len: (st.buffer.len() - at) as u32,
                         },
                         key: record.key.into(),
+                        hash,
                         failures: 0,
                     };
                     st.buffered_to = seq;
                     st.buffered += 1;
                     self.shared.appended.fetch_add(1, Ordering::Relaxed);
-                    st.keys.insert(pending.key.clone(), seq);
+                    st.keys.insert((hash, seq));
                     st.pending.insert(seq, pending);
                     if st.syncer_asleep {
                         st.syncer_asleep = false;
@@ -645,7 +673,7 @@ impl Inbox {
         let mut st = self.shared.lock();
         for &s in seqs {
             if let Some(p) = st.remove_pending(s) {
-                st.seen.insert(&p.key);
+                st.seen.insert(p.hash);
             }
         }
         st.processed_epoch += 1;
@@ -904,13 +932,8 @@ mod tests {
         let inbox = Inbox::open(&store).expect("inbox");
         inbox.accept(msg("m1")).await.expect("accept");
         process(&store, &inbox, &inbox.pending(10).expect("pending"));
-        assert!(
-            inbox
-                .shared
-                .lock()
-                .seen
-                .may_contain(&msg("m1").dedupe_key())
-        );
+        let hash = inbox.shared.hasher.hash_one(msg("m1").dedupe_key());
+        assert!(inbox.shared.lock().seen.may_contain(hash));
         assert_eq!(
             inbox.accept(msg("m1")).await.expect("retry"),
             Accepted::Duplicate,
@@ -926,18 +949,21 @@ mod tests {
         ));
 
         // The filters grow past their first size and forget nothing.
-        let mut seen = Seen::new();
-        let keys: Vec<String> = (0..200_000).map(|i| format!("app:k{i}")).collect();
-        for k in &keys {
+        let hasher = RandomState::new();
+        let mut seen = Seen::new(hasher.clone());
+        let keys: Vec<u64> = (0..200_000)
+            .map(|i| hasher.hash_one(format!("app:k{i}")))
+            .collect();
+        for &k in &keys {
             seen.insert(k);
         }
         assert!(seen.filters.len() > 1, "a larger filter was added");
         assert!(
-            keys.iter().all(|k| seen.may_contain(k)),
+            keys.iter().all(|&k| seen.may_contain(k)),
             "no false negatives"
         );
         let false_positives = (0..100_000)
-            .filter(|i| seen.may_contain(&format!("app:other{i}")))
+            .filter(|i| seen.may_contain(hasher.hash_one(format!("app:other{i}"))))
             .count();
         assert!(false_positives < 1_000, "{false_positives} false positives");
     }

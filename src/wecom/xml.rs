@@ -8,6 +8,12 @@
 //! - every leaf becomes a `(path, text)` pair, the path joined with `/` below the root
 //!   (`SelectedItems/SelectedItem/QuestionKey`), in document order, repeated paths kept.
 //!
+//! Nearly every callback is a flat `<xml>` of CDATA or plain fields, read twice on the path
+//! that acknowledges it (the envelope, then the decrypted message): such a document is read
+//! by a scanner of that shape alone ([`flat`]), which gives what the full reader would give;
+//! anything else (nesting, entities, comments, attributes, a declaration, `\r`, an error)
+//! goes to the full reader.
+//!
 //! It also writes the flat XML we need for the simulator and passive replies ([`XmlWriter`]).
 
 use std::fmt::Write as _;
@@ -44,6 +50,14 @@ pub struct XmlFields {
 
 impl XmlFields {
     pub fn parse(input: &str) -> Result<XmlFields, XmlError> {
+        match flat(input) {
+            Some(fields) => Ok(XmlFields { fields }),
+            None => Self::read(input),
+        }
+    }
+
+    /// The full reader.
+    fn read(input: &str) -> Result<XmlFields, XmlError> {
         let mut reader = Reader::from_str(input);
         reader.config_mut().trim_text(false);
         // The open elements below the root, joined with `/`, and for each open element
@@ -180,6 +194,55 @@ impl XmlFields {
     }
 }
 
+/// The fields of a flat document: `<xml>`, then elements whose names are ASCII letters,
+/// digits and `_`, each holding CDATA sections and plain text without `&` and `<`, then
+/// `</xml>`, with whitespace around the elements. `None` for anything else (the full reader
+/// then decides, and gives the error if there is one).
+fn flat(input: &str) -> Option<Vec<(String, String)>> {
+    fn skip_space(s: &str) -> &str {
+        s.trim_start_matches([' ', '\t', '\n'])
+    }
+    if input.contains('\r') {
+        return None; // line ends are normalised by the full reader
+    }
+    let mut rest = skip_space(input).strip_prefix("<xml>")?;
+    let mut fields = Vec::new();
+    loop {
+        rest = skip_space(rest);
+        if let Some(after) = rest.strip_prefix("</xml>") {
+            return (skip_space(after).is_empty() && fields.len() <= MAX_FIELDS).then_some(fields);
+        }
+        let open = rest.strip_prefix('<')?;
+        let name_len = open.find('>')?;
+        let name = &open[..name_len];
+        let mut chars = name.bytes();
+        if !chars.next()?.is_ascii_alphabetic()
+            || !chars.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return None;
+        }
+        rest = &open[name_len + 1..];
+        let mut value = String::new();
+        while !rest.starts_with("</") {
+            if let Some(cdata) = rest.strip_prefix("<![CDATA[") {
+                let end = cdata.find("]]>")?;
+                value.push_str(&cdata[..end]);
+                rest = &cdata[end + 3..];
+            } else {
+                let end = rest.find('<')?;
+                let text = &rest[..end];
+                if end == 0 || text.contains('&') {
+                    return None; // an element, a comment, … or an entity
+                }
+                value.push_str(text);
+                rest = &rest[end..];
+            }
+        }
+        rest = rest[2..].strip_prefix(name)?.strip_prefix('>')?;
+        fields.push((name.to_owned(), value));
+    }
+}
+
 /// Add the field `name` below the open elements `parents` (`/`-joined).
 fn push_field(
     fields: &mut Vec<(String, String)>,
@@ -299,6 +362,49 @@ mod tests {
         }
         let deep = format!("<xml>{}x{}</xml>", "<a>".repeat(20), "</a>".repeat(20));
         assert_eq!(XmlFields::parse(&deep), Err(XmlError::TooComplex));
+    }
+
+    /// The flat scanner reads what the full reader reads, and leaves the rest to it.
+    #[test]
+    fn flat_documents_read_as_the_full_reader_reads_them() {
+        let writer = XmlWriter::new()
+            .text("ToUserName", "ww1")
+            .number("AgentID", 1000002)
+            .text("Content", "a ]]> b <c> & 中文")
+            .text("Empty", "")
+            .finish();
+        let flat_ones = [
+            writer.as_str(),
+            "<xml><A>1</A><B><![CDATA[x]]>y<![CDATA[z]]></B></xml>",
+            " \n<xml>\n  <A> spaced </A>\n\t<A>again</A>\n</xml>\n",
+            "<xml><A></A><B>></B></xml>",
+            "<xml></xml>",
+        ];
+        for x in flat_ones {
+            let fields = flat(x).unwrap_or_else(|| panic!("flat: {x:?}"));
+            assert_eq!(Ok(XmlFields { fields }), XmlFields::read(x), "{x:?}");
+        }
+        let not_flat = [
+            "<xml><C>a &lt;b&gt;</C></xml>",
+            "<xml><A><B>1</B></A></xml>",
+            "<xml><A/></xml>",
+            "<xml><A x=\"1\">1</A></xml>",
+            "<xml><A>1<!-- c --></A></xml>",
+            "<?xml version=\"1.0\"?><xml><A>1</A></xml>",
+            "<xml><A>1\r\n2</A></xml>",
+            "<xml><A>1</B></xml>",
+            "<xml><A>1</A></xml>trailing",
+            "<xml><A>1</A>",
+            "<xml><A><![CDATA[open</A></xml>",
+            "<root><A>1</A></root>",
+            "",
+        ];
+        for x in not_flat {
+            assert_eq!(flat(x), None, "{x:?}");
+        }
+        let many = format!("<xml>{}</xml>", "<A>1</A>".repeat(MAX_FIELDS + 1));
+        assert_eq!(flat(&many), None);
+        assert_eq!(XmlFields::parse(&many), Err(XmlError::TooComplex));
     }
 
     #[test]
