@@ -292,8 +292,10 @@ impl State {
 
     /// The pending message with dedupe key `key` of hash `hash`.
     fn pending_with(&self, key: &str, hash: u64) -> Option<u64> {
+        // One descent (a bounded range would take two), then the few entries of this hash.
         self.keys
-            .range((hash, 0)..=(hash, u64::MAX))
+            .range((hash, 0)..)
+            .take_while(|&&(h, _)| h == hash)
             .map(|&(_, seq)| seq)
             .find(|seq| self.pending.get(seq).is_some_and(|p| &*p.key == key))
     }
@@ -885,6 +887,30 @@ mod tests {
             .expect("complete");
         let seqs: Vec<u64> = items.iter().map(|(s, _)| *s).collect();
         inbox.processed(&seqs);
+    }
+
+    /// Pending messages are found by the hash of their key, and the key decides: a message
+    /// whose key shares its hash with a pending one is new.
+    #[tokio::test]
+    async fn a_shared_hash_is_not_a_duplicate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 8 << 20).expect("open");
+        let inbox = Inbox::open(&store).expect("inbox");
+        let Accepted::New(first) = inbox.accept(msg("m1")).await.expect("m1") else {
+            panic!("a new message");
+        };
+        // Make m2's hash lead to m1, as a collision would.
+        let hash = inbox.shared.hasher.hash_one(msg("m2").dedupe_key());
+        inbox.shared.lock().keys.insert((hash, first));
+        assert!(matches!(
+            inbox.accept(msg("m2")).await.expect("m2"),
+            Accepted::New(_)
+        ));
+        assert_eq!(
+            inbox.accept(msg("m2")).await.expect("m2 again"),
+            Accepted::Duplicate
+        );
+        assert_eq!(pending_ids(&inbox), ["m1", "m2"]);
     }
 
     #[tokio::test]
