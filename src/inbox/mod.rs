@@ -152,6 +152,7 @@ struct State {
 /// The dedupe keys of processed messages as Bloom filters: a "no" is certain, so a new
 /// message (nearly always a "no") is stored without a look into the `inbox` tree. When one
 /// filter holds as many keys as it was made for, another twice its size is added.
+///
 /// Every filter hashes with the same [`Shared::hasher`], so a key is hashed once for all of
 /// them (and for [`State::keys`]).
 #[derive(Debug)]
