@@ -10,7 +10,7 @@
 //!
 //! Nearly every callback is a flat `<xml>` of CDATA or plain fields, read twice on the path
 //! that acknowledges it (the envelope, then the decrypted message): such a document is read
-//! by a scanner of that shape alone ([`flat`]), which gives what the full reader would give;
+//! by a scanner of that shape alone (`flat`), which gives what the full reader would give;
 //! anything else (nesting, entities, comments, attributes, a declaration, `\r`, an error)
 //! goes to the full reader.
 //!
