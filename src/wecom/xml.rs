@@ -210,7 +210,10 @@ fn flat(input: &str) -> Option<Vec<(String, String)>> {
     loop {
         rest = skip_space(rest);
         if let Some(after) = rest.strip_prefix("</xml>") {
-            return (skip_space(after).is_empty() && fields.len() <= MAX_FIELDS).then_some(fields);
+            return skip_space(after).is_empty().then_some(fields);
+        }
+        if fields.len() == MAX_FIELDS {
+            return None; // the full reader refuses it
         }
         let open = rest.strip_prefix('<')?;
         let name_len = open.find('>')?;
