@@ -116,6 +116,11 @@ pub(super) fn read(file: &File, offset: u64, len: usize) -> store::Result<Logged
     file.read_exact_at(&mut bytes, offset)?;
     let damaged = || store::Error::Damaged(format!("inbox log record at byte {offset} is damaged"));
     let (payload, _) = frame(&bytes).ok_or_else(damaged)?;
+    decode(payload)
+}
+
+/// The record in `payload` (a record's bytes after its header, or [`Record::to_bytes`]).
+pub(super) fn decode(payload: &[u8]) -> store::Result<Logged> {
     Logged::from_bytes(payload).map_err(|source| store::Error::Codec {
         tree: "inbox log",
         source,

@@ -260,12 +260,7 @@ impl Located {
     fn read(self, failures: u32) -> store::Result<InboxItem> {
         let logged = match self {
             Located::Log { file, offset, len } => log::read(&file, offset, len as usize)?,
-            Located::Memory(record) => {
-                log::Logged::from_bytes(&record).map_err(|source| store::Error::Codec {
-                    tree: "inbox log",
-                    source,
-                })?
-            }
+            Located::Memory(record) => log::decode(&record)?,
         };
         Ok(InboxItem {
             failures,
