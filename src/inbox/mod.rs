@@ -224,18 +224,6 @@ enum Stored {
     Memory(Box<[u8]>),
 }
 
-impl Pending {
-    /// A message replayed at start.
-    fn replayed(key: &str, hash: u64, record: &log::Logged) -> Pending {
-        Pending {
-            key: key.into(),
-            hash,
-            record: Stored::Memory(record.to_bytes().into()),
-            failures: record.item.failures,
-        }
-    }
-}
-
 /// Where a batch was written, and how many of its messages are still pending (it is
 /// forgotten at none).
 #[derive(Debug)]
@@ -284,6 +272,19 @@ impl State {
                 })
             }
         }
+    }
+
+    /// Make a message replayed at start pending again (kept encoded in memory).
+    fn resume(&mut self, hasher: &RandomState, record: &log::Logged) {
+        let hash = hasher.hash_one(&record.key);
+        self.keys.insert((hash, record.seq));
+        let pending = Pending {
+            key: record.key.as_str().into(),
+            hash,
+            record: Stored::Memory(record.to_bytes().into()),
+            failures: record.item.failures,
+        };
+        self.pending.insert(record.seq, pending);
     }
 
     /// The pending message with dedupe key `key` of hash `hash`.
@@ -437,19 +438,16 @@ impl Inbox {
         for entry in entries.iter() {
             let (key, e) = entry?;
             max_seq = max_seq.max(e.seq);
-            let hash = hasher.hash_one(&key);
-            if e.item.is_none() {
-                st.seen.insert(hash);
-            }
-            if let Some(item) = e.item {
-                let record = log::Logged {
-                    seq: e.seq,
-                    key: key.clone(),
-                    item,
-                };
-                st.keys.insert((hash, e.seq));
-                st.pending
-                    .insert(e.seq, Pending::replayed(&key, hash, &record));
+            match e.item {
+                Some(item) => st.resume(
+                    &hasher,
+                    &log::Logged {
+                        seq: e.seq,
+                        key,
+                        item,
+                    },
+                ),
+                None => st.seen.insert(hasher.hash_one(&key)),
             }
         }
         let mut durable = 0;
@@ -457,10 +455,7 @@ impl Inbox {
             durable = durable.max(r.seq);
             max_seq = max_seq.max(r.seq);
             if !entries.contains(&r.key)? {
-                let hash = hasher.hash_one(&r.key);
-                st.keys.insert((hash, r.seq));
-                st.pending
-                    .insert(r.seq, Pending::replayed(&r.key, hash, &r));
+                st.resume(&hasher, &r);
             }
         }
         st.next_seq = max_seq + 1;
