@@ -108,15 +108,27 @@ pub(super) struct Position {
     pub offset: u64,
 }
 
-/// Read back the record of `len` bytes (header included) at `offset` in `file`, written by
-/// [`Segments::append`]: a pending message, which stays in the log (and, recently written,
-/// in the page cache) instead of in memory.
-pub(super) fn read(file: &File, offset: u64, len: usize) -> store::Result<Logged> {
-    let mut bytes = vec![0; len];
+/// Read back consecutive records, `lens` bytes each (headers included), from `offset` in
+/// `file`, as [`Segments::append`] wrote them, with one read: pending messages, which stay
+/// in the log (and, recently written, in the page cache) instead of in memory.
+pub(super) fn read(file: &File, offset: u64, lens: &[u32]) -> store::Result<Vec<Logged>> {
+    let mut bytes = vec![0; lens.iter().map(|&l| l as usize).sum()];
     file.read_exact_at(&mut bytes, offset)?;
-    let damaged = || store::Error::Damaged(format!("inbox log record at byte {offset} is damaged"));
-    let (payload, _) = frame(&bytes).ok_or_else(damaged)?;
-    decode(payload)
+    let mut at = 0;
+    lens.iter()
+        .map(|&len| {
+            let record = &bytes[at..at + len as usize];
+            let damaged = || {
+                store::Error::Damaged(format!(
+                    "inbox log record at byte {} is damaged",
+                    offset + at as u64
+                ))
+            };
+            let (payload, _) = frame(record).ok_or_else(damaged)?;
+            at += len as usize;
+            decode(payload)
+        })
+        .collect()
 }
 
 /// The record in `payload` (a record's bytes after its header, or [`Record::to_bytes`]).

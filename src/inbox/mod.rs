@@ -232,28 +232,59 @@ struct Written {
     pending: u64,
 }
 
-/// A pending message's record, located under the lock and read after it
+/// Pending messages' records, located under the lock and read after it
 /// ([`State::locate`], [`Located::read`]).
 enum Located {
+    /// Consecutive records in a segment, `lens` bytes each (framed), from `offset` to `end`.
     Log {
         file: Arc<std::fs::File>,
         offset: u64,
-        len: u32,
+        end: u64,
+        lens: Vec<u32>,
     },
     Memory(Box<[u8]>),
 }
 
 impl Located {
-    /// The message, with its failure count.
-    fn read(self, failures: u32) -> store::Result<InboxItem> {
-        let logged = match self {
-            Located::Log { file, offset, len } => log::read(&file, offset, len as usize)?,
-            Located::Memory(record) => log::decode(&record)?,
-        };
-        Ok(InboxItem {
-            failures,
-            ..logged.item
-        })
+    /// Take `next` into these records if it is the one right after them in their segment
+    /// (the records of a batch are), so that they are read with one read.
+    fn extend(&mut self, next: &Located) -> bool {
+        match (self, next) {
+            (
+                Located::Log {
+                    file, end, lens, ..
+                },
+                Located::Log {
+                    file: next_file,
+                    offset,
+                    end: next_end,
+                    lens: next_lens,
+                },
+            ) if Arc::ptr_eq(file, next_file) && *end == *offset => {
+                *end = *next_end;
+                lens.extend_from_slice(next_lens);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The records, in order.
+    fn read(self) -> store::Result<Vec<log::Logged>> {
+        match self {
+            Located::Log {
+                file, offset, lens, ..
+            } => log::read(&file, offset, &lens),
+            Located::Memory(record) => Ok(vec![log::decode(&record)?]),
+        }
+    }
+}
+
+/// The message in `logged`, with its failure count.
+fn item(logged: log::Logged, failures: u32) -> InboxItem {
+    InboxItem {
+        failures,
+        ..logged.item
     }
 }
 
@@ -265,10 +296,12 @@ impl State {
                 let w = self.written.get(batch).ok_or_else(|| {
                     store::Error::Damaged(format!("inbox batch {batch} has no place in the log"))
                 })?;
+                let offset = w.at.offset + at;
                 Ok(Located::Log {
                     file: w.at.file.clone(),
-                    offset: w.at.offset + at,
-                    len: *len,
+                    offset,
+                    end: offset + u64::from(*len),
+                    lens: vec![*len],
                 })
             }
         }
@@ -616,19 +649,29 @@ impl Inbox {
     /// The oldest unprocessed messages on disk, in arrival order.
     pub fn pending(&self, limit: usize) -> store::Result<Vec<(u64, InboxItem)>> {
         let durable = self.shared.durable.load(Ordering::Acquire);
-        // Located under the lock, read after it (the callbacks wait on this lock).
-        let found: Vec<(u64, Located, u32)> = {
+        // Located under the lock, read after it (the callbacks wait on this lock), each run of
+        // consecutive records with one read.
+        let mut runs: Vec<(Located, Vec<(u64, u32)>)> = Vec::new();
+        {
             let st = self.shared.lock();
-            st.pending
-                .range(..=durable)
-                .take(limit)
-                .map(|(seq, p)| Ok((*seq, st.locate(p)?, p.failures)))
-                .collect::<store::Result<_>>()?
-        };
-        found
-            .into_iter()
-            .map(|(seq, record, failures)| Ok((seq, record.read(failures)?)))
-            .collect()
+            for (&seq, p) in st.pending.range(..=durable).take(limit) {
+                let found = st.locate(p)?;
+                if let Some((run, messages)) = runs.last_mut()
+                    && run.extend(&found)
+                {
+                    messages.push((seq, p.failures));
+                } else {
+                    runs.push((found, vec![(seq, p.failures)]));
+                }
+            }
+        }
+        let mut items = Vec::new();
+        for (run, messages) in runs {
+            for (logged, (seq, failures)) in run.read()?.into_iter().zip(messages) {
+                items.push((seq, item(logged, failures)));
+            }
+        }
+        Ok(items)
     }
 
     pub fn pending_count(&self) -> usize {
@@ -687,7 +730,10 @@ impl Inbox {
             let p = &st.pending[&seq];
             (p.key.to_string(), st.locate(p)?, p.failures)
         };
-        let item = record.read(failures)?;
+        let Some(logged) = record.read()?.pop() else {
+            return Ok(false);
+        };
+        let item = item(logged, failures);
         self.store
             .transaction::<_, std::convert::Infallible>(&[&self.dead, &self.entries], |tx| {
                 tx.insert(&self.dead, &seq, &item)?;
