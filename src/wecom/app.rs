@@ -150,14 +150,14 @@ fn selected_items(f: &XmlFields) -> Vec<SelectedItem> {
     // item at each QuestionKey.
     let mut items: Vec<SelectedItem> = Vec::new();
     for (path, value) in f.fields() {
-        match path.as_str() {
+        match path.as_ref() {
             "SelectedItems/SelectedItem/QuestionKey" => items.push(SelectedItem {
-                question_key: value.clone(),
+                question_key: value.to_string(),
                 option_ids: Vec::new(),
             }),
             "SelectedItems/SelectedItem/OptionIds/OptionId" => {
                 if let Some(last) = items.last_mut() {
-                    last.option_ids.push(value.clone());
+                    last.option_ids.push(value.to_string());
                 }
             }
             _ => {}

@@ -16,6 +16,7 @@
 //!
 //! It also writes the flat XML we need for the simulator and passive replies ([`XmlWriter`]).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use quick_xml::events::Event;
@@ -42,14 +43,17 @@ pub enum XmlError {
     BadValue(&'static str),
 }
 
+/// A field's path and value: borrowed from the document where they appear in it as they are.
+type Field<'a> = (Cow<'a, str>, Cow<'a, str>);
+
 /// The leaves of one `<xml>` document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct XmlFields {
-    fields: Vec<(String, String)>,
+pub struct XmlFields<'a> {
+    fields: Vec<Field<'a>>,
 }
 
-impl XmlFields {
-    pub fn parse(input: &str) -> Result<XmlFields, XmlError> {
+impl<'a> XmlFields<'a> {
+    pub fn parse(input: &'a str) -> Result<XmlFields<'a>, XmlError> {
         match flat(input) {
             Some(fields) => Ok(XmlFields { fields }),
             None => Self::read(input),
@@ -57,7 +61,7 @@ impl XmlFields {
     }
 
     /// The full reader.
-    fn read(input: &str) -> Result<XmlFields, XmlError> {
+    fn read(input: &str) -> Result<XmlFields<'a>, XmlError> {
         let mut reader = Reader::from_str(input);
         reader.config_mut().trim_text(false);
         // The open elements below the root, joined with `/`, and for each open element
@@ -150,7 +154,7 @@ impl XmlFields {
                         if fields.len() >= MAX_FIELDS {
                             return Err(XmlError::TooComplex);
                         }
-                        fields.push((path.clone(), std::mem::take(&mut text)));
+                        fields.push((path.clone().into(), std::mem::take(&mut text).into()));
                     }
                     path.truncate(name_at.saturating_sub(1));
                     text.clear();
@@ -169,15 +173,15 @@ impl XmlFields {
         self.fields
             .iter()
             .find(|(p, _)| p == path)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// Every value at `path`, in document order.
-    pub fn all<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn all<'s>(&'s self, path: &'s str) -> impl Iterator<Item = &'s str> + 's {
         self.fields
             .iter()
             .filter(move |(p, _)| p == path)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     pub fn require(&self, path: &'static str) -> Result<&str, XmlError> {
@@ -189,7 +193,7 @@ impl XmlFields {
         self.get(path).unwrap_or_default().to_owned()
     }
 
-    pub fn fields(&self) -> &[(String, String)] {
+    pub fn fields(&self) -> &[Field<'a>] {
         &self.fields
     }
 }
@@ -198,7 +202,7 @@ impl XmlFields {
 /// digits and `_`, each holding CDATA sections and plain text without `&` and `<`, then
 /// `</xml>`, with whitespace around the elements. `None` for anything else (the full reader
 /// then decides, and gives the error if there is one).
-fn flat(input: &str) -> Option<Vec<(String, String)>> {
+fn flat(input: &str) -> Option<Vec<Field<'_>>> {
     fn skip_space(s: &str) -> &str {
         s.trim_start_matches([' ', '\t', '\n'])
     }
@@ -206,7 +210,7 @@ fn flat(input: &str) -> Option<Vec<(String, String)>> {
         return None; // line ends are normalised by the full reader
     }
     let mut rest = skip_space(input).strip_prefix("<xml>")?;
-    let mut fields = Vec::new();
+    let mut fields = Vec::with_capacity(16);
     loop {
         rest = skip_space(rest);
         if let Some(after) = rest.strip_prefix("</xml>") {
@@ -225,30 +229,49 @@ fn flat(input: &str) -> Option<Vec<(String, String)>> {
             return None;
         }
         rest = &open[name_len + 1..];
-        let mut value = String::new();
+        // Borrowed while the value is one CDATA section or one run of text, as nearly always.
+        let mut value = Cow::Borrowed("");
         while !rest.starts_with("</") {
+            let part;
             if let Some(cdata) = rest.strip_prefix("<![CDATA[") {
-                let end = cdata.find("]]>")?;
-                value.push_str(&cdata[..end]);
+                let end = cdata_end(cdata)?;
+                part = &cdata[..end];
                 rest = &cdata[end + 3..];
             } else {
                 let end = rest.find('<')?;
-                let text = &rest[..end];
-                if end == 0 || text.contains('&') {
+                part = &rest[..end];
+                if end == 0 || part.contains('&') {
                     return None; // an element, a comment, … or an entity
                 }
-                value.push_str(text);
                 rest = &rest[end..];
+            }
+            if value.is_empty() {
+                value = Cow::Borrowed(part);
+            } else {
+                value.to_mut().push_str(part);
             }
         }
         rest = rest[2..].strip_prefix(name)?.strip_prefix('>')?;
-        fields.push((name.to_owned(), value));
+        fields.push((Cow::Borrowed(name), value));
+    }
+}
+
+/// Where the CDATA section that `s` starts in ends (its `]]>`).
+fn cdata_end(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    loop {
+        let at = from + bytes[from..].iter().position(|&b| b == b']')?;
+        if bytes[at..].starts_with(b"]]>") {
+            return Some(at);
+        }
+        from = at + 1;
     }
 }
 
 /// Add the field `name` below the open elements `parents` (`/`-joined).
 fn push_field(
-    fields: &mut Vec<(String, String)>,
+    fields: &mut Vec<Field<'_>>,
     parents: &str,
     name: &str,
     value: String,
@@ -262,7 +285,7 @@ fn push_field(
         p.push('/');
     }
     p.push_str(name);
-    fields.push((p, value));
+    fields.push((p.into(), value.into()));
     Ok(())
 }
 
@@ -381,6 +404,7 @@ mod tests {
             "<xml><A>1</A><B><![CDATA[x]]>y<![CDATA[z]]></B></xml>",
             " \n<xml>\n  <A> spaced </A>\n\t<A>again</A>\n</xml>\n",
             "<xml><A></A><B>></B></xml>",
+            "<xml><A><![CDATA[a]b]]c]]]></A><B><![CDATA[]]>x</B></xml>",
             "<xml></xml>",
         ];
         for x in flat_ones {
