@@ -38,9 +38,10 @@
 //! watchdog, which opens the inbox again once the disk takes writes, and the replay finds
 //! what did (a retry of a message that did is then a duplicate).
 
+mod keys;
 mod log;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -134,11 +135,9 @@ struct State {
     /// Where the batches that hold pending messages were written, by their first sequence
     /// number (see [`Stored::Logged`]).
     written: BTreeMap<u64, Written>,
-    /// The messages of `pending` by the hash of their dedupe key: `(hash, seq)`. (Hashes,
-    /// not the keys: a look compares numbers, not strings with a long common prefix. A
-    /// B-tree, not a hash map: a hash map's resize rehashes every key at once, under this
-    /// lock, which held callbacks up for tens of milliseconds with a large backlog.)
-    keys: BTreeSet<(u64, u64)>,
+    /// The messages of `pending` by the hash of their dedupe key. (Hashes, not the keys: a
+    /// look compares numbers, not strings with a long common prefix.)
+    keys: keys::Keys,
     /// Log segments no longer appended to.
     closed: log::ClosedSegments,
     /// The next message's sequence number (see [`Inbox::open`]).
@@ -310,7 +309,7 @@ impl State {
     /// Make a message replayed at start pending again (kept encoded in memory).
     fn resume(&mut self, hasher: &RandomState, record: &log::Logged) {
         let hash = hasher.hash_one(&record.key);
-        self.keys.insert((hash, record.seq));
+        self.keys.insert(hash, record.seq);
         let pending = Pending {
             key: record.key.as_str().into(),
             hash,
@@ -322,18 +321,15 @@ impl State {
 
     /// The pending message with dedupe key `key` of hash `hash`.
     fn pending_with(&self, key: &str, hash: u64) -> Option<u64> {
-        // One descent (a bounded range would take two), then the few entries of this hash.
         self.keys
-            .range((hash, 0)..)
-            .take_while(|&&(h, _)| h == hash)
-            .map(|&(_, seq)| seq)
+            .seqs(hash)
             .find(|seq| self.pending.get(seq).is_some_and(|p| &*p.key == key))
     }
 
     /// Take message `seq` out of the pending ones.
     fn remove_pending(&mut self, seq: u64) -> Option<Pending> {
         let p = self.pending.remove(&seq)?;
-        self.keys.remove(&(p.hash, seq));
+        self.keys.remove(p.hash, seq);
         if let Stored::Logged { batch, .. } = p.record
             && let Some(w) = self.written.get_mut(&batch)
         {
@@ -453,7 +449,7 @@ impl Inbox {
             failed: None,
             pending: BTreeMap::new(),
             written: BTreeMap::new(),
-            keys: BTreeSet::new(),
+            keys: keys::Keys::default(),
             closed,
             next_seq: 0,
             seen: Seen::new(hasher.clone()),
@@ -596,7 +592,7 @@ impl Inbox {
                     st.buffered_to = seq;
                     st.buffered += 1;
                     self.shared.appended.fetch_add(1, Ordering::Relaxed);
-                    st.keys.insert((hash, seq));
+                    st.keys.insert(hash, seq);
                     st.pending.insert(seq, pending);
                     if st.syncer_asleep {
                         st.syncer_asleep = false;
@@ -938,7 +934,7 @@ mod tests {
         };
         // Make m2's hash lead to m1, as a collision would.
         let hash = inbox.shared.hasher.hash_one(msg("m2").dedupe_key());
-        inbox.shared.lock().keys.insert((hash, first));
+        inbox.shared.lock().keys.insert(hash, first);
         assert!(matches!(
             inbox.accept(msg("m2")).await.expect("m2"),
             Accepted::New(_)
