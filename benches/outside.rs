@@ -7,7 +7,8 @@
 //! same server, same run), then distinct encrypted callbacks (no dedupe hits). Prints
 //! acks/s, p50/p99 and the ratio to `/healthz`; the cold start time to `/healthz`; and the
 //! server's RSS after all callbacks. `BENCH_TOTAL` (default 20,000 per level) sets the
-//! callbacks per level.
+//! callbacks per level. `BENCH_BIN` starts another build of the binary instead (to compare
+//! two builds on the same machine state, run them in turns).
 //!
 //! When `wrk` is installed (Debian's `wrk`), the same levels are measured with it as well:
 //! 2 threads, 5 s per level, a Lua script feeding pre-built distinct callbacks. wrk is a far
@@ -84,7 +85,9 @@ async fn main() {
     let cfg = Config::from_sources(&root.join("config.toml"), &text, &env_owned).expect("config");
 
     let started = Instant::now();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_wecom-helpdesk"))
+    let bin = std::env::var("BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_wecom-helpdesk").to_owned());
+    let mut server = Command::new(bin)
         .current_dir(&root)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
