@@ -238,7 +238,7 @@ fn flat(input: &str) -> Option<Vec<Field<'_>>> {
                 part = &cdata[..end];
                 rest = &cdata[end + 3..];
             } else {
-                let end = rest.find('<')?;
+                let end = memchr::memchr(b'<', rest.as_bytes())?;
                 part = &rest[..end];
                 if end == 0 || part.contains('&') {
                     return None; // an element, a comment, … or an entity
@@ -258,15 +258,7 @@ fn flat(input: &str) -> Option<Vec<Field<'_>>> {
 
 /// Where the CDATA section that `s` starts in ends (its `]]>`).
 fn cdata_end(s: &str) -> Option<usize> {
-    let bytes = s.as_bytes();
-    let mut from = 0;
-    loop {
-        let at = from + bytes[from..].iter().position(|&b| b == b']')?;
-        if bytes[at..].starts_with(b"]]>") {
-            return Some(at);
-        }
-        from = at + 1;
-    }
+    memchr::memmem::find(s.as_bytes(), b"]]>")
 }
 
 /// Add the field `name` below the open elements `parents` (`/`-joined).
