@@ -105,10 +105,10 @@ fn new_batch() -> BatchDone {
 /// A batch at least this large means callbacks are arriving faster than syncs take...
 const BUSY_BATCH: u64 = 4;
 /// ...and the syncer then lets the next batch gather, for at most this long...
-const GATHER: Duration = Duration::from_micros(200);
+const GATHER: Duration = Duration::from_micros(120);
 /// ...looking this often whether callbacks are still arriving: once they stop (every open
 /// request is waiting for the disk), waiting longer would only leave the CPU idle.
-const GATHER_STEP: Duration = Duration::from_micros(40);
+const GATHER_STEP: Duration = Duration::from_micros(25);
 
 /// What the callbacks, the syncer and the worker share, under one lock.
 #[derive(Debug)]
