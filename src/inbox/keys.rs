@@ -91,6 +91,9 @@ impl Keys {
 #[derive(Debug, Default)]
 pub(super) struct Spread(u64);
 
+/// 2^64 divided by the golden ratio, odd: multiplying by it spreads every bit upwards.
+const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
+
 impl Hasher for Spread {
     fn finish(&self) -> u64 {
         self.0
@@ -98,12 +101,12 @@ impl Hasher for Spread {
 
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(SPREAD);
         }
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = n.wrapping_mul(SPREAD);
     }
 }
 
