@@ -20,8 +20,13 @@ use crate::store;
 pub const MAX_FAILURES: u32 = 5;
 /// Inbox items applied in one transaction at most.
 const BATCH: usize = 32;
-/// Under callback load the worker pauses this many times as long as its last batch took.
-const YIELD_FACTOR: u32 = 8;
+/// Under callback load the worker pauses this many times as long as its last batch took
+/// (so it keeps about 1/25 of a thread while callbacks wait; the backlog stays on disk)…
+const YIELD_FACTOR: u32 = 24;
+/// …at least this long, and at most this long (a batch slowed by FAQ searches must not hold
+/// the replies back for seconds).
+const PAUSE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_millis(100);
 /// Pause after a failed message before the queue is read again.
 const FAILURE_PAUSE: Duration = Duration::from_secs(1);
 
@@ -120,7 +125,7 @@ impl crate::shutdown::Worker for Worker {
                         // Callbacks are waiting for their acknowledgement: leave them the CPU
                         // for a while (the backlog is on disk and keeps its order).
                         let pause =
-                            (started.elapsed() * YIELD_FACTOR).max(Duration::from_millis(1));
+                            (started.elapsed() * YIELD_FACTOR).clamp(*PAUSE.start(), *PAUSE.end());
                         tokio::time::sleep(pause).await;
                     }
                 }
