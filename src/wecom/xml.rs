@@ -234,15 +234,16 @@ fn flat(input: &str) -> Option<Vec<Field<'_>>> {
         while !rest.starts_with("</") {
             let part;
             if let Some(cdata) = rest.strip_prefix("<![CDATA[") {
-                let end = cdata_end(cdata)?;
+                let end = memchr::memmem::find(cdata.as_bytes(), b"]]>")?;
                 part = &cdata[..end];
                 rest = &cdata[end + 3..];
             } else {
-                let end = memchr::memchr(b'<', rest.as_bytes())?;
-                part = &rest[..end];
-                if end == 0 || part.contains('&') {
+                // One scan for the run's end and for an entity in it.
+                let end = memchr::memchr2(b'<', b'&', rest.as_bytes())?;
+                if end == 0 || rest.as_bytes()[end] == b'&' {
                     return None; // an element, a comment, … or an entity
                 }
+                part = &rest[..end];
                 rest = &rest[end..];
             }
             if value.is_empty() {
@@ -254,11 +255,6 @@ fn flat(input: &str) -> Option<Vec<Field<'_>>> {
         rest = rest[2..].strip_prefix(name)?.strip_prefix('>')?;
         fields.push((Cow::Borrowed(name), value));
     }
-}
-
-/// Where the CDATA section that `s` starts in ends (its `]]>`).
-fn cdata_end(s: &str) -> Option<usize> {
-    memchr::memmem::find(s.as_bytes(), b"]]>")
 }
 
 /// Add the field `name` below the open elements `parents` (`/`-joined).
