@@ -21,12 +21,12 @@ pub const MAX_FAILURES: u32 = 5;
 /// Inbox items applied in one transaction at most.
 const BATCH: usize = 32;
 /// Under callback load the worker pauses this many times as long as its last batch took
-/// (so it keeps about 1/25 of a thread while callbacks wait; the backlog stays on disk)…
+/// (so it keeps about 1/25 of a thread while callbacks wait; the backlog stays on disk),
+/// between [`MIN_PAUSE`] and [`MAX_PAUSE`].
 const YIELD_FACTOR: u32 = 24;
-/// …at least this long, and at most this long (a batch slowed by FAQ searches must not hold
-/// the replies back for seconds).
-const PAUSE: std::ops::RangeInclusive<Duration> =
-    Duration::from_millis(1)..=Duration::from_millis(100);
+const MIN_PAUSE: Duration = Duration::from_millis(1);
+/// A batch slowed by FAQ searches must not hold the replies back for seconds.
+const MAX_PAUSE: Duration = Duration::from_millis(100);
 /// Pause after a failed message before the queue is read again.
 const FAILURE_PAUSE: Duration = Duration::from_secs(1);
 
@@ -124,8 +124,7 @@ impl crate::shutdown::Worker for Worker {
                     if self.inbox.busy() {
                         // Callbacks are waiting for their acknowledgement: leave them the CPU
                         // for a while (the backlog is on disk and keeps its order).
-                        let pause =
-                            (started.elapsed() * YIELD_FACTOR).clamp(*PAUSE.start(), *PAUSE.end());
+                        let pause = (started.elapsed() * YIELD_FACTOR).clamp(MIN_PAUSE, MAX_PAUSE);
                         tokio::time::sleep(pause).await;
                     }
                 }
